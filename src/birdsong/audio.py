@@ -1,0 +1,342 @@
+"""Decode recordings to mono float32 at the model rate, and cut them into windows.
+
+Light tier: numpy, soundfile (libsndfile: WAV, FLAC, OGG/Vorbis, MP3, AIFF, ...) and
+soxr (a high-quality resampler). Long files are read in blocks, so a multi-hour field
+recording is walked window by window in bounded memory with :func:`stream_windows`.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from .errors import AudioError, InvalidParameterError
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "DEFAULT_SAMPLE_RATE",
+    "AudioInfo",
+    "Window",
+    "activity",
+    "audio_info",
+    "frame",
+    "is_audio_file",
+    "load_audio",
+    "resample",
+    "stream_windows",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SAMPLE_RATE = 32000
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64")
+_KNOWN_UNSUPPORTED = (".m4a", ".aac", ".mp4", ".wma", ".opus", ".webm", ".amr")
+_FORMATS_HELP = "WAV, FLAC, OGG/Vorbis, MP3, AIFF (anything libsndfile decodes)"
+
+Source = str | os.PathLike | BinaryIO
+
+
+def _name(source: Source) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return str(getattr(source, "name", "<file object>"))
+
+
+def is_audio_file(path: str | os.PathLike) -> bool:
+    """True when the file name has an extension birdsong decodes."""
+    return Path(path).suffix.lower() in AUDIO_EXTENSIONS
+
+
+def _check_path(source: Source) -> None:
+    if not isinstance(source, (str, os.PathLike)):
+        if not hasattr(source, "read"):
+            raise InvalidParameterError(
+                "The 'source' parameter must be a path or a binary file object. "
+                f"Got {type(source).__name__} instead.")
+        return
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"No such audio file: {path}")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    if path.suffix.lower() in _KNOWN_UNSUPPORTED:
+        raise AudioError(
+            f"{path}: the {path.suffix} format is not supported; convert it to one of "
+            f"{_FORMATS_HELP} (e.g. ffmpeg -i in{path.suffix} out.flac)")
+
+
+def _open(source: Source):
+    import soundfile as sf
+
+    _check_path(source)
+    try:
+        return sf.SoundFile(source if not isinstance(source, os.PathLike) else os.fspath(source))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, EOFError) as exc:
+        raise AudioError(f"{_name(source)}: cannot decode audio ({exc}); supported formats: "
+                         f"{_FORMATS_HELP}") from exc
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file header says: native rate, channels, length."""
+
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+    subtype: str
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+def audio_info(source: Source) -> AudioInfo:
+    """Read a file's header (cheap) or raise :class:`AudioError` naming the file."""
+    with _open(source) as f:
+        info = AudioInfo(_name(source), int(f.samplerate), int(f.channels), int(f.frames),
+                         str(f.format), str(f.subtype))
+    if info.sample_rate <= 0 or info.channels <= 0:
+        raise AudioError(f"{info.path}: invalid header (sample rate {info.sample_rate}, "
+                         f"{info.channels} channels)")
+    return info
+
+
+def _validate_rate(sample_rate: int | None) -> None:
+    if sample_rate is not None and (
+            not isinstance(sample_rate, (int, np.integer)) or isinstance(sample_rate, bool)
+            or not 1000 <= sample_rate <= 768000):
+        raise InvalidParameterError(
+            "The 'sample_rate' parameter must be an int in [1000, 768000] or None. "
+            f"Got {sample_rate!r} instead.")
+
+
+def _to_mono(block: np.ndarray) -> np.ndarray:
+    return block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+
+
+def resample(signal: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
+    """High-quality (soxr 'HQ') resampling of a 1-D float32 signal."""
+    if orig_rate == target_rate:
+        return np.asarray(signal, dtype=np.float32)
+    import soxr
+
+    return soxr.resample(np.asarray(signal, dtype=np.float32), orig_rate, target_rate,
+                         quality="HQ").astype(np.float32, copy=False)
+
+
+def _blocks(f, name: str, block_frames: int) -> Iterator[np.ndarray]:
+    import soundfile as sf
+
+    while True:
+        try:
+            block = f.read(block_frames, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise AudioError(f"{name}: decoding failed part-way ({exc})") from exc
+        if block.shape[0] == 0:
+            return
+        if not np.isfinite(block).all():
+            raise AudioError(f"{name}: the signal contains NaN or infinite samples")
+        yield _to_mono(block)
+
+
+def _stream(source: Source, sample_rate: int | None, block_seconds: float
+            ) -> Iterator[tuple[np.ndarray, int]]:
+    """Yield (mono float32 block at the target rate, rate); raises AudioError if empty."""
+    with _open(source) as f:
+        name, native = _name(source), int(f.samplerate)
+        if native <= 0:
+            raise AudioError(f"{name}: invalid sample rate {native} in the header")
+        rate = native if sample_rate is None else int(sample_rate)
+        resampler = None
+        if rate != native:
+            import soxr
+
+            resampler = soxr.ResampleStream(native, rate, 1, dtype="float32", quality="HQ")
+        got = 0
+        for block in _blocks(f, name, max(1, int(block_seconds * native))):
+            got += block.shape[0]
+            yield (block if resampler is None else resampler.resample_chunk(block)), rate
+        if got == 0:
+            raise AudioError(f"{name}: the file contains no samples")
+        if resampler is not None:
+            yield resampler.resample_chunk(np.zeros(0, np.float32), last=True), rate
+
+
+def load_audio(source: Source, *, sample_rate: int | None = DEFAULT_SAMPLE_RATE,
+               max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode a recording to a mono float32 signal.
+
+    Parameters
+    ----------
+    source : str, Path or binary file object
+        WAV, FLAC, OGG/Vorbis, MP3, AIFF; 8/16/24/32-bit PCM or float; any rate.
+    sample_rate : int or None
+        Resample to this rate (soxr, high quality); ``None`` keeps the file's rate.
+    max_seconds : float, optional
+        Stop after this much audio (the rest of the file is not decoded).
+
+    Returns
+    -------
+    signal : np.ndarray [shape=(n,), dtype=float32]
+        Channels averaged to mono.
+    sample_rate : int
+
+    Raises
+    ------
+    FileNotFoundError
+        The path does not exist.
+    AudioError
+        Undecodable, unsupported, empty, or NaN/Inf samples; the message names the file.
+    """
+    _validate_rate(sample_rate)
+    parts: list[np.ndarray] = []
+    rate = sample_rate or 0
+    total = 0
+    limit = None if max_seconds is None else int(max_seconds * (sample_rate or 1))
+    for block, rate in _stream(source, sample_rate, 30.0):
+        if limit is not None and sample_rate is None and not parts and total == 0:
+            limit = int(max_seconds * rate)  # type: ignore[operator]
+        parts.append(block)
+        total += block.shape[0]
+        if limit is not None and total >= limit:
+            break
+    signal = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    if limit is not None:
+        signal = signal[:limit]
+    if signal.size == 0:
+        raise AudioError(f"{_name(source)}: the file holds too little audio to resample")
+    return signal.astype(np.float32, copy=False), int(rate)
+
+
+# ----------------------------------------------------------------------------- windows
+
+
+def _window_count(length: int, size: int, hop: int) -> int:
+    """Windows at 0, hop, 2*hop, ... covering every sample; at least one."""
+    if length <= size:
+        return 1
+    return 1 + int(np.ceil((length - size) / hop))
+
+
+def _hop_samples(clip_seconds: float, hop_seconds: float | None, sample_rate: int
+                 ) -> tuple[int, int]:
+    size = int(round(clip_seconds * sample_rate))
+    hop = size if hop_seconds is None else int(round(hop_seconds * sample_rate))
+    if size < 1:
+        raise InvalidParameterError(f"The 'clip_seconds' parameter must be > 0. Got "
+                                    f"{clip_seconds!r} instead.")
+    if hop < 1:
+        raise InvalidParameterError(f"The 'hop_seconds' parameter must be > 0. Got "
+                                    f"{hop_seconds!r} instead.")
+    return size, hop
+
+
+def frame(signal: np.ndarray, *, sample_rate: int, clip_seconds: float,
+          hop_seconds: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Cut a signal into fixed windows.
+
+    Windows start at 0, hop, 2*hop, ... until every sample is covered. A clip shorter
+    than one window, and the tail of a longer one, are padded with zeros at the end
+    (silence, never a repeat of the song, so the model does not hear two songs).
+
+    Returns
+    -------
+    windows : np.ndarray [shape=(n_windows, clip_seconds*sample_rate), dtype=float32]
+    starts : np.ndarray [shape=(n_windows,)]  start time of each window in seconds
+    """
+    size, hop = _hop_samples(clip_seconds, hop_seconds, sample_rate)
+    signal = np.asarray(signal, dtype=np.float32).reshape(-1)
+    n = _window_count(signal.size, size, hop)
+    padded = np.zeros((n - 1) * hop + size, np.float32)
+    padded[: signal.size] = signal
+    windows = np.lib.stride_tricks.sliding_window_view(padded, size)[::hop][:n].copy()
+    return windows, np.arange(n) * hop / sample_rate
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window of a streamed recording."""
+
+    start: float
+    end: float
+    samples: np.ndarray
+
+
+def stream_windows(source: Source, *, sample_rate: int = DEFAULT_SAMPLE_RATE,
+                   clip_seconds: float = 3.0, hop_seconds: float | None = None,
+                   block_seconds: float = 60.0) -> Iterator[Window]:
+    """Walk a recording of any length window by window in bounded memory.
+
+    Yields the same windows as ``frame(load_audio(source)...)`` (same starts, same
+    zero padding of the tail) while holding only about ``block_seconds`` of audio.
+    ``end`` is the window's end in the recording, clipped to the recording's length.
+    """
+    _validate_rate(sample_rate)
+    size, hop = _hop_samples(clip_seconds, hop_seconds, sample_rate)
+    buf = np.zeros(0, np.float32)
+    offset = 0  # sample index of buf[0] in the recording
+    next_start = 0
+    total = 0
+    for block, _ in _stream(source, sample_rate, block_seconds):
+        total += block.shape[0]
+        buf = np.concatenate([buf, block]) if buf.size else block
+        while next_start + size <= offset + buf.size:
+            i = next_start - offset
+            yield Window(next_start / sample_rate, (next_start + size) / sample_rate,
+                         buf[i:i + size].copy())
+            next_start += hop
+        drop = min(next_start - offset, buf.size)
+        if drop > 0:
+            buf, offset = buf[drop:], offset + drop
+    n = _window_count(total, size, hop)
+    while next_start < n * hop and (next_start < total or next_start == 0):
+        i = next_start - offset
+        w = np.zeros(size, np.float32)
+        part = buf[max(i, 0):i + size]
+        w[: part.size] = part
+        yield Window(next_start / sample_rate, min(next_start + size, total) / sample_rate, w)
+        next_start += hop
+
+
+# ---------------------------------------------------------------------------- activity
+
+
+def activity(windows: np.ndarray, *, sample_rate: int,
+             noise_floor_db: float | None = None) -> np.ndarray:
+    """Score how much sound (above the background) each window holds, in [0, 1].
+
+    The score is the fraction of 25-ms frames whose pre-emphasised energy is at least
+    10 dB above the noise floor. Pre-emphasis (y[n] - 0.97 y[n-1]) keeps wind rumble
+    from counting as song. The floor is the recording's 20th percentile frame energy
+    (estimated across all given windows) unless ``noise_floor_db`` is given. Digital
+    silence scores 0.
+
+    Parameters
+    ----------
+    windows : np.ndarray [shape=(n_windows, n_samples)]
+    """
+    w = np.atleast_2d(np.asarray(windows, dtype=np.float32))
+    hop = max(1, int(0.025 * sample_rate))
+    emph = np.diff(w, axis=1, prepend=w[:, :1]) + 0.03 * w
+    n_frames = max(1, emph.shape[1] // hop)
+    frames = emph[:, : n_frames * hop].reshape(w.shape[0], n_frames, -1) if \
+        emph.shape[1] >= hop else emph[:, None, :]
+    energy_db = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=2) + 1e-12)
+    floor = (np.percentile(energy_db, 20) if noise_floor_db is None else noise_floor_db)
+    active = (energy_db >= floor + 10.0) & (energy_db > -100.0)
+    return active.mean(axis=1).astype(np.float32)
+
+
+def read_bytes(data: bytes, *, sample_rate: int | None = DEFAULT_SAMPLE_RATE
+               ) -> tuple[np.ndarray, int]:
+    """Decode audio held in memory (e.g. an upload)."""
+    return load_audio(io.BytesIO(data), sample_rate=sample_rate)

@@ -1,0 +1,270 @@
+"""Settings in physical units: frozen, keyword-only, validated when made, saved as JSON.
+
+``FeatureConfig`` holds everything that shapes what the model hears and sees (sample
+rate, window length, STFT, mel filterbank, loudness scaling, image size); it travels
+inside every saved model. ``TrainConfig`` holds how a model is trained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import InvalidParameterError
+
+__all__ = ["AugmentConfig", "FeatureConfig", "TrainConfig", "load_config", "save_config"]
+
+C = TypeVar("C")
+
+
+def _check(owner: str, name: str, value: Any, ok: bool, requirement: str) -> None:
+    """Raise the one message template used for every bad parameter."""
+    if not ok:
+        raise InvalidParameterError(
+            f"The {name!r} parameter of {owner} must be {requirement}. Got {value!r} instead."
+        )
+
+
+def _number(owner: str, name: str, value: Any, *, low: float | None = None,
+            high: float | None = None, low_open: bool = False, integer: bool = False) -> None:
+    kind = int if integer else (int, float)
+    is_num = isinstance(value, kind) and not isinstance(value, bool)
+    _check(owner, name, value, is_num and math.isfinite(value),
+           "an int" if integer else "a finite number")
+    if low is not None:
+        if low_open:
+            _check(owner, name, value, value > low, f"> {low}")
+        else:
+            _check(owner, name, value, value >= low, f">= {low}")
+    if high is not None:
+        _check(owner, name, value, value <= high, f"<= {high}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeatureConfig:
+    """How a waveform window becomes the image the network sees.
+
+    Loudness: mel power is in dB relative to full scale (a full-scale sine reads about
+    0 dB in its band). Each window is shown relative to its own loudest bin, but that
+    reference never drops below ``min_reference_db``: a quiet or silent window stays
+    dark instead of being stretched to full contrast. Values ``db_range`` dB below the
+    reference map to -1, the reference maps to +1 (MobileNetV2's input range).
+    """
+
+    sample_rate: int = 32000
+    clip_seconds: float = 3.0
+    n_fft: int = 1024
+    stft_hop_seconds: float = 0.0125
+    n_mels: int = 128
+    fmin: float = 50.0
+    fmax: float = 15000.0
+    db_range: float = 80.0
+    min_reference_db: float = -50.0
+    image_size: int = 224
+
+    def __post_init__(self) -> None:
+        own = "FeatureConfig"
+        _number(own, "sample_rate", self.sample_rate, low=4000, high=384000, integer=True)
+        _number(own, "clip_seconds", self.clip_seconds, low=0.1, high=60.0)
+        _number(own, "n_fft", self.n_fft, low=64, high=16384, integer=True)
+        _check(own, "n_fft", self.n_fft, self.n_fft & (self.n_fft - 1) == 0, "a power of two")
+        _check(own, "n_fft", self.n_fft, self.n_fft <= self.num_samples,
+               f"<= the samples in one clip ({self.num_samples})")
+        _number(own, "stft_hop_seconds", self.stft_hop_seconds, low=0.0, low_open=True)
+        _check(own, "stft_hop_seconds", self.stft_hop_seconds, self.hop_length >= 1,
+               "at least one sample long")
+        _number(own, "n_mels", self.n_mels, low=8, high=512, integer=True)
+        _number(own, "fmin", self.fmin, low=0.0)
+        _number(own, "fmax", self.fmax, low=0.0, low_open=True)
+        _check(own, "fmax", self.fmax, self.fmax <= self.sample_rate / 2,
+               f"<= sample_rate/2 ({self.sample_rate / 2:g})")
+        _check(own, "fmin", self.fmin, self.fmin < self.fmax, f"< fmax ({self.fmax:g})")
+        _number(own, "db_range", self.db_range, low=10.0, high=200.0)
+        _number(own, "min_reference_db", self.min_reference_db, low=-200.0, high=20.0)
+        _number(own, "image_size", self.image_size, low=32, high=1024, integer=True)
+
+    @property
+    def num_samples(self) -> int:
+        """Samples in one window (``clip_seconds * sample_rate``)."""
+        return int(round(self.clip_seconds * self.sample_rate))
+
+    @property
+    def hop_length(self) -> int:
+        """STFT hop in samples."""
+        return int(round(self.stft_hop_seconds * self.sample_rate))
+
+    @property
+    def num_frames(self) -> int:
+        """STFT frames in one window (no centre padding)."""
+        return 1 + (self.num_samples - self.n_fft) // self.hop_length
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.image_size, self.image_size, 3)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AugmentConfig:
+    """Training-time augmentation; each part can be switched off with 0."""
+
+    time_shift_seconds: float = 0.5
+    gain_db: float = 6.0
+    noise_probability: float = 0.5
+    noise_snr_db: tuple[float, float] = (10.0, 40.0)
+    freq_masks: int = 2
+    freq_mask_fraction: float = 0.1
+    time_masks: int = 2
+    time_mask_fraction: float = 0.1
+    mixup_alpha: float = 0.0
+
+    def __post_init__(self) -> None:
+        own = "AugmentConfig"
+        _number(own, "time_shift_seconds", self.time_shift_seconds, low=0.0)
+        _number(own, "gain_db", self.gain_db, low=0.0, high=40.0)
+        _number(own, "noise_probability", self.noise_probability, low=0.0, high=1.0)
+        snr = self.noise_snr_db
+        _check(own, "noise_snr_db", snr, isinstance(snr, (tuple, list)) and len(snr) == 2
+               and all(isinstance(v, (int, float)) for v in snr) and snr[0] <= snr[1],
+               "a (low, high) pair of dB values with low <= high")
+        object.__setattr__(self, "noise_snr_db", (float(snr[0]), float(snr[1])))
+        for name in ("freq_masks", "time_masks"):
+            _number(own, name, getattr(self, name), low=0, high=10, integer=True)
+        for name in ("freq_mask_fraction", "time_mask_fraction"):
+            _number(own, name, getattr(self, name), low=0.0, high=0.5)
+        _number(own, "mixup_alpha", self.mixup_alpha, low=0.0, high=10.0)
+
+    @classmethod
+    def off(cls) -> AugmentConfig:
+        """No augmentation at all."""
+        return cls(time_shift_seconds=0.0, gain_db=0.0, noise_probability=0.0,
+                   freq_masks=0, time_masks=0, mixup_alpha=0.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """How a classifier is trained: data selection, model, both phases, augmentation."""
+
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # data
+    validation_fraction: float = 0.2
+    group_pattern: str | None = r"ind\d+"
+    window_hop_seconds: float = 1.5
+    max_windows_per_recording: int = 20
+    min_activity: float = 0.2
+    class_weighting: bool = True
+    # model
+    alpha: float = 1.0
+    weights: str | None = "imagenet"
+    dropout: float = 0.2
+    # training
+    epochs_frozen: int = 10
+    epochs_finetune: int = 10
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    finetune_learning_rate: float = 1e-5
+    fine_tune_from: str = "auto"
+    patience: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        own = "TrainConfig"
+        _check(own, "features", self.features, isinstance(self.features, FeatureConfig),
+               "a FeatureConfig")
+        _check(own, "augment", self.augment, isinstance(self.augment, AugmentConfig),
+               "an AugmentConfig")
+        _number(own, "validation_fraction", self.validation_fraction, low=0.0, high=0.9)
+        if self.group_pattern is not None:
+            import re
+
+            try:
+                re.compile(self.group_pattern)
+            except (re.error, TypeError):
+                _check(own, "group_pattern", self.group_pattern, False, "a regular expression")
+        _number(own, "window_hop_seconds", self.window_hop_seconds, low=0.0, low_open=True)
+        _number(own, "max_windows_per_recording", self.max_windows_per_recording, low=1,
+                integer=True)
+        _number(own, "min_activity", self.min_activity, low=0.0, high=1.0)
+        _check(own, "alpha", self.alpha, self.alpha in (0.35, 0.5, 0.75, 1.0, 1.3, 1.4),
+               "one of 0.35, 0.5, 0.75, 1.0, 1.3, 1.4")
+        if isinstance(self.weights, str) and self.weights.strip().lower() in ("none", ""):
+            object.__setattr__(self, "weights", None)
+        _check(own, "weights", self.weights, self.weights is None
+               or isinstance(self.weights, str), "'imagenet', None or a path to a weights file")
+        _number(own, "dropout", self.dropout, low=0.0, high=0.9)
+        _number(own, "epochs_frozen", self.epochs_frozen, low=0, integer=True)
+        _number(own, "epochs_finetune", self.epochs_finetune, low=0, integer=True)
+        _number(own, "batch_size", self.batch_size, low=1, high=4096, integer=True)
+        _number(own, "learning_rate", self.learning_rate, low=0.0, low_open=True, high=1.0)
+        _number(own, "finetune_learning_rate", self.finetune_learning_rate, low=0.0,
+                low_open=True, high=1.0)
+        _check(own, "fine_tune_from", self.fine_tune_from,
+               isinstance(self.fine_tune_from, str) and bool(self.fine_tune_from),
+               "'auto' or the name of a MobileNetV2 layer")
+        _number(own, "patience", self.patience, low=0, integer=True)
+        _number(own, "seed", self.seed, low=0, integer=True)
+
+
+_NESTED: dict[str, type] = {"features": FeatureConfig, "augment": AugmentConfig}
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config dataclass (nested configs included)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
+    """Build ``cls`` from a dict, rejecting unknown keys by name."""
+    if not isinstance(data, Mapping):
+        raise InvalidParameterError(
+            f"A {cls.__name__} must be read from a JSON object. Got {type(data).__name__}.")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise InvalidParameterError(
+            f"Unknown {cls.__name__} setting(s): {', '.join(map(repr, unknown))}. "
+            f"Known settings: {', '.join(sorted(names))}.")
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        nested = _NESTED.get(key)
+        if nested is not None and hints.get(key) is nested and isinstance(value, Mapping):
+            value = from_dict(nested, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[key] = value
+    return cls(**values)
+
+
+def save_config(config: Any, path: str | os.PathLike) -> Path:
+    """Write a config as indented JSON (atomically) and return the path."""
+    from ._io import atomic_write_text
+
+    return atomic_write_text(path, json.dumps(to_dict(config), indent=2) + "\n")
+
+
+def load_config(cls: type[C], path: str | os.PathLike) -> C:
+    """Read a config of class ``cls`` from a JSON file."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise InvalidParameterError(f"Cannot read {cls.__name__} from {p}: {exc}") from exc
+    return from_dict(cls, data)
+
+
+def replace(config: C, **changes: Any) -> C:
+    """``dataclasses.replace`` that re-validates."""
+    return dataclasses.replace(config, **changes)  # type: ignore[type-var]
+
+
+Validator = Callable[[Any], None]

@@ -1,0 +1,167 @@
+"""Export a trained model to one self-describing ``.tflite`` file.
+
+The exported model takes one raw waveform window ``(1, num_samples)`` at the model's
+sample rate (the frontend is inside) and returns species probabilities ``(1, n)``.
+TFLite Model Metadata carries the labels, the audio properties and birdsong's settings
+(:mod:`birdsong.metadata`); ``labels.txt`` is also written beside the file.
+
+Variants (``quantize``):
+
+- ``none``: float32 (default);
+- ``float16``: float16 weights (half the size; computed in float32 on CPUs);
+- ``dynamic``: int8 weights, activations quantised on the fly;
+- ``int8``: int8 weights and activations calibrated on a representative set of training
+  windows. The frontend (RFFT, log) has no int8 kernels, so it stays float32 and the
+  converter inserts (de)quantise steps around the integer backbone; input and output
+  stay float32, which MediaPipe and :class:`~birdsong.inference.Classifier` expect.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from ._io import atomic_write_bytes, atomic_write_text
+from .config import TrainConfig, load_config, to_dict
+from .errors import InvalidParameterError, ModelError, require
+
+__all__ = ["QUANTIZATIONS", "convert", "export_model", "representative_windows"]
+
+log = logging.getLogger(__name__)
+
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+
+
+def representative_windows(run_dir: str | os.PathLike, config: TrainConfig, *,
+                           split: str = "train", limit: int = 200, seed: int = 0
+                           ) -> np.ndarray:
+    """Up to ``limit`` windows with sound from a run's ``split.csv`` recordings."""
+    import csv
+
+    from .audio import load_audio
+    from .errors import AudioError
+    from .pipeline import MAX_TRAIN_SECONDS, select_windows
+
+    run_dir = Path(run_dir)
+    split_file = run_dir / "split.csv"
+    data_root = _data_root(run_dir)
+    if not split_file.exists() or data_root is None:
+        raise ModelError(f"{run_dir}: needs split.csv and summary.json (the training data) "
+                         "to draw representative windows")
+    with open(split_file, newline="", encoding="utf-8") as fh:
+        paths = [data_root / row["path"] for row in csv.DictReader(fh) if row["split"] == split]
+    rng = np.random.default_rng(seed)
+    rng.shuffle(paths)
+    f = config.features
+    out: list[np.ndarray] = []
+    for p in paths:
+        try:
+            signal, _ = load_audio(p, sample_rate=f.sample_rate, max_seconds=MAX_TRAIN_SECONDS)
+        except (AudioError, OSError):
+            continue
+        out.extend(select_windows(signal, features=f, hop_seconds=config.window_hop_seconds,
+                                  max_windows=4, min_activity=config.min_activity))
+        if len(out) >= limit:
+            break
+    if not out:
+        raise ModelError(f"{run_dir}: no {split} recording could be read for calibration")
+    return np.stack(out[:limit])
+
+
+def _data_root(run_dir: Path) -> Path | None:
+    import json
+
+    try:
+        root = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["data_dir"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return Path(root)
+
+
+def convert(model, *, quantize: str = "none",
+            representative: np.ndarray | None = None) -> bytes:
+    """Convert a Keras waveform model to TFLite flatbuffer bytes (builtin ops only)."""
+    tf = require("tensorflow", purpose="export TFLite models")
+    if quantize not in QUANTIZATIONS:
+        raise InvalidParameterError(f"The 'quantize' parameter must be one of "
+                                    f"{', '.join(QUANTIZATIONS)}. Got {quantize!r} instead.")
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantize == "int8":
+        if representative is None or len(representative) == 0:
+            raise InvalidParameterError("The 'representative' parameter must hold calibration "
+                                        "windows for int8 export. Got none instead.")
+
+        def gen() -> Iterator[list[np.ndarray]]:
+            for w in representative:
+                yield [w[None].astype(np.float32)]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = gen
+    try:
+        return converter.convert()
+    except Exception as exc:
+        raise ModelError(f"TFLite conversion failed ({quantize}): {exc}") from exc
+
+
+def _run_parts(run_dir: Path, model: Any | None) -> tuple[Any, TrainConfig, list[str]]:
+    from .model import load_keras_model
+
+    if not run_dir.is_dir():
+        raise ModelError(f"{run_dir}: expected a run directory (from `birdsong train`)")
+    config = load_config(TrainConfig, run_dir / "config.json")
+    labels_file = run_dir / "labels.txt"
+    if not labels_file.exists():
+        raise ModelError(f"{run_dir}: no labels.txt")
+    labels = [s for s in labels_file.read_text(encoding="utf-8").split("\n") if s]
+    return (model if model is not None else load_keras_model(run_dir)), config, labels
+
+
+def export_model(run_dir: str | os.PathLike, output: str | os.PathLike, *,
+                 quantize: str = "none", model: Any | None = None,
+                 representative: np.ndarray | None = None) -> Path:
+    """Export a run directory's model to ``output`` (``.tflite``) with metadata.
+
+    Writes atomically (no half-written file under the final name), writes
+    ``labels.txt`` beside it, and records it as this machine's latest model.
+    For ``int8`` the calibration windows default to 200 training windows of the run.
+    """
+    from .metadata import add_metadata
+    from .registry import remember_model
+
+    run_dir, output = Path(run_dir), Path(output)
+    keras_model, config, labels = _run_parts(run_dir, model)
+    if quantize == "int8" and representative is None:
+        representative = representative_windows(run_dir, config, seed=config.seed)
+    flat = convert(keras_model, quantize=quantize, representative=representative)
+    f = config.features
+    settings = {"features": to_dict(f), "train": to_dict(config), "quantization": quantize,
+                "birdsong_version": __version__}
+    flat = add_metadata(flat, labels=labels, sample_rate=f.sample_rate,
+                        num_samples=f.num_samples, channels=1,
+                        name=f"birdsong {len(labels)}-species classifier",
+                        version=__version__,
+                        description=(f"Bird song classifier ({len(labels)} species). Input: "
+                                     f"{f.clip_seconds:g} s mono float32 waveform at "
+                                     f"{f.sample_rate} Hz in [-1, 1]. Output: probabilities."),
+                        settings=settings)
+    atomic_write_bytes(output, flat)
+    atomic_write_text(output.with_name("labels.txt") if output.name != "labels.txt"
+                      else output.with_suffix(".labels.txt"), "\n".join(labels) + "\n")
+    try:
+        remember_model(output)
+    except OSError as exc:
+        log.warning("could not record %s as the latest model: %s", output, exc)
+    log.info("exported %s (%s, %.2f MB)", output, quantize, output.stat().st_size / 1e6)
+    return output

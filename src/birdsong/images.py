@@ -1,0 +1,118 @@
+"""Spectrogram pictures for people, rendered by the model's own frontend layer.
+
+Two kinds: a whole-recording picture with time and frequency axes (optionally with the
+per-window images the model sees underneath), and the model images themselves written
+as PNG files (grey scale, the exact image the network receives, [-1, 1] -> 0..255).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ._io import atomic_path
+from .audio import frame, load_audio
+from .config import FeatureConfig
+from .errors import require
+
+__all__ = ["model_images", "render_recording", "save_image_png"]
+
+log = logging.getLogger(__name__)
+
+
+def _frontend(config: FeatureConfig):
+    from .features import MelSpectrogram
+
+    return MelSpectrogram(config)
+
+
+def _pyplot():
+    matplotlib = require("matplotlib", purpose="draw spectrogram images")
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def model_images(signal: np.ndarray, *, config: FeatureConfig,
+                 hop_seconds: float | None = None, batch_size: int = 16
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The images the model sees for each window of a signal at ``config.sample_rate``.
+
+    Returns images ``(n_windows, H, W, 3)`` in [-1, 1] and window start times (s).
+    """
+    windows, starts = frame(signal, sample_rate=config.sample_rate,
+                            clip_seconds=config.clip_seconds, hop_seconds=hop_seconds)
+    layer = _frontend(config)
+    images = [np.asarray(layer(windows[i:i + batch_size]))
+              for i in range(0, len(windows), batch_size)]
+    return np.concatenate(images), starts
+
+
+def save_image_png(image: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write one model image (H, W, 3) in [-1, 1] as an 8-bit grey PNG, atomically."""
+    plt = _pyplot()
+    grey = np.clip((np.asarray(image)[..., 0] + 1.0) * 127.5, 0, 255).astype(np.uint8)
+    with atomic_path(path, suffix=".png") as tmp:
+        plt.imsave(tmp, grey, cmap="gray", vmin=0, vmax=255)
+    return Path(path)
+
+
+def _mel_ticks(config: FeatureConfig) -> tuple[list[float], list[str]]:
+    from .features import hz_to_mel
+
+    lo, hi = hz_to_mel(config.fmin), hz_to_mel(config.fmax)
+    ticks = [f for f in (100, 250, 500, 1000, 2000, 4000, 8000, 12000, 16000)
+             if config.fmin <= f <= config.fmax]
+    pos = [(float(hz_to_mel(f)) - lo) / (hi - lo) * config.n_mels for f in ticks]
+    labels = [f"{f / 1000:g}k" if f >= 1000 else str(f) for f in ticks]
+    return pos, labels
+
+
+def render_recording(source, out_png: str | os.PathLike, *, config: FeatureConfig | None = None,
+                     windows: bool = False, hop_seconds: float | None = None,
+                     max_seconds: float | None = 600.0, title: str | None = None) -> Path:
+    """Draw a recording's mel spectrogram (time and frequency axes) to a PNG.
+
+    The picture uses the same STFT, mel filterbank and dB scale as the model. With
+    ``windows=True`` the per-window model images are drawn in a row underneath.
+    """
+    config = config or FeatureConfig()
+    signal, rate = load_audio(source, sample_rate=config.sample_rate, max_seconds=max_seconds)
+    if signal.size < config.n_fft:
+        signal = np.pad(signal, (0, config.n_fft - signal.size))
+    layer = _frontend(config)
+    db = np.asarray(layer.decibels(signal[None]))[0].T  # (n_mels, frames)
+    duration = signal.size / rate
+    plt = _pyplot()
+    images = starts = None
+    if windows:
+        images, starts = model_images(signal, config=config, hop_seconds=hop_seconds)
+    rows = 2 if windows else 1
+    fig = plt.figure(figsize=(min(24, 4 + duration * 0.8), 4.2 * rows), dpi=100)
+    ax = fig.add_subplot(rows, 1, 1)
+    top = max(float(db.max()), config.min_reference_db)
+    mesh = ax.imshow(db, origin="lower", aspect="auto", cmap="magma",
+                     extent=(0, duration, 0, config.n_mels), vmin=top - config.db_range,
+                     vmax=top, interpolation="nearest")
+    pos, labels = _mel_ticks(config)
+    ax.set_yticks(pos, labels)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("frequency (Hz, mel scale)")
+    ax.set_title(title or Path(str(getattr(source, "name", source))).name)
+    fig.colorbar(mesh, ax=ax, label="dB re full scale", pad=0.01)
+    if images is not None and starts is not None:
+        n = len(images)
+        for i, (img, start) in enumerate(zip(images[:12], starts[:12])):
+            sub = fig.add_subplot(rows, min(n, 12), min(n, 12) + i + 1)
+            sub.imshow(img[..., 0], cmap="gray", vmin=-1, vmax=1)
+            sub.set_title(f"{start:.1f}-{start + config.clip_seconds:.1f} s", fontsize=8)
+            sub.axis("off")
+    fig.tight_layout()
+    with atomic_path(out_png, suffix=".png") as tmp:
+        fig.savefig(tmp)
+    plt.close(fig)
+    return Path(out_png)

@@ -1,0 +1,172 @@
+"""The ``tf.data`` pipeline: decode, window, cache, shuffle, augment, batch, prefetch.
+
+Decoding runs in parallel (``num_parallel_calls=AUTOTUNE``; libsndfile and soxr release
+the GIL). Each recording yields its windows with the most sound (see
+:func:`select_windows`); the decoded windows are cached (in memory, or in files under
+``cache_dir``) so later epochs skip decoding. A file that fails to decode is skipped,
+recorded in a :class:`SkipLog`, and yields no windows.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from .audio import activity, frame, load_audio
+from .config import AugmentConfig, FeatureConfig, TrainConfig
+from .dataset import DatasetIndex, Skipped
+from .errors import AudioError, require
+
+__all__ = ["SkipLog", "make_dataset", "select_windows"]
+
+log = logging.getLogger(__name__)
+
+#: Longest stretch of one recording read for training (seconds).
+MAX_TRAIN_SECONDS = 600.0
+
+
+class SkipLog:
+    """Thread-safe list of files skipped while the pipeline runs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[str, str] = {}
+
+    def add(self, path: str, reason: str) -> None:
+        with self._lock:
+            if path not in self._items:
+                log.warning("skipped %s: %s", path, reason)
+            self._items[path] = reason
+
+    @property
+    def items(self) -> list[Skipped]:
+        with self._lock:
+            return [Skipped(p, r) for p, r in sorted(self._items.items())]
+
+
+def select_windows(signal: np.ndarray, *, features: FeatureConfig, hop_seconds: float,
+                   max_windows: int, min_activity: float) -> np.ndarray:
+    """Windows of a recording to learn from, preferring those with sound.
+
+    Windows are ranked by :func:`birdsong.audio.activity`; those scoring at least
+    ``min_activity`` are kept (at most ``max_windows``, the most active first, returned
+    in time order). When none qualifies the single most active window is kept, so a
+    short clip that is all song still counts.
+    """
+    windows, _ = frame(signal, sample_rate=features.sample_rate,
+                       clip_seconds=features.clip_seconds, hop_seconds=hop_seconds)
+    scores = activity(windows, sample_rate=features.sample_rate)
+    order = np.argsort(-scores, kind="stable")
+    keep = [i for i in order if scores[i] >= min_activity][:max_windows] or [int(order[0])]
+    return windows[np.sort(keep)]
+
+
+def _loader(config: TrainConfig, skips: SkipLog, max_windows: int):
+    f = config.features
+
+    def load(path: bytes) -> np.ndarray:
+        name = path.decode("utf-8", "surrogateescape")
+        try:
+            signal, _ = load_audio(name, sample_rate=f.sample_rate, max_seconds=MAX_TRAIN_SECONDS)
+            return select_windows(signal, features=f, hop_seconds=config.window_hop_seconds,
+                                  max_windows=max_windows, min_activity=config.min_activity)
+        except (AudioError, OSError) as exc:
+            skips.add(name, str(exc))
+            return np.zeros((0, f.num_samples), np.float32)
+
+    return load
+
+
+def _augment_fn(aug: AugmentConfig, features: FeatureConfig, seed: int):
+    tf = require("tensorflow")
+    n = features.num_samples
+    shift = int(aug.time_shift_seconds * features.sample_rate)
+
+    def augment(x, y, w):
+        if shift > 0:
+            x = tf.roll(x, tf.random.uniform([], -shift, shift + 1, tf.int32), axis=0)
+        if aug.gain_db > 0:
+            x = x * tf.pow(10.0, tf.random.uniform([], -aug.gain_db, aug.gain_db) / 20.0)
+        if aug.noise_probability > 0:
+            rms = tf.sqrt(tf.reduce_mean(tf.square(x)) + 1e-12)
+            snr = tf.random.uniform([], *aug.noise_snr_db)
+            noise = tf.random.normal([n]) * rms / tf.pow(10.0, snr / 20.0)
+            use = tf.cast(tf.random.uniform([]) < aug.noise_probability, tf.float32)
+            x = x + use * noise
+        return x, y, w
+
+    return augment
+
+
+def _mixup_fn(alpha: float):
+    tf = require("tensorflow")
+
+    def mixup(x, y, w):
+        a = tf.random.gamma([], alpha)
+        b = tf.random.gamma([], alpha)
+        lam = a / (a + b)
+        perm = tf.random.shuffle(tf.range(tf.shape(x)[0]))
+        return (lam * x + (1 - lam) * tf.gather(x, perm), lam * y + (1 - lam) * tf.gather(y, perm),
+                lam * w + (1 - lam) * tf.gather(w, perm))
+
+    return mixup
+
+
+def make_dataset(index: DatasetIndex, config: TrainConfig, *, training: bool, skips: SkipLog,
+                 class_weights: Sequence[float] | None = None, cache_dir: str | None = None,
+                 with_ids: bool = False, batch_size: int | None = None,
+                 max_windows: int | None = None):
+    """Build the ``tf.data.Dataset`` of ``(waveform, one_hot, sample_weight)`` batches.
+
+    Parameters
+    ----------
+    training : bool
+        Shuffle windows and apply waveform augmentation and mixup from ``config.augment``
+        (SpecAugment masks are a layer inside the model, active only in training).
+    class_weights : sequence of float, optional
+        Per-species weight applied as the sample weight (balances unbalanced species).
+    with_ids : bool
+        Yield ``(waveform, one_hot, recording_id)`` instead, unshuffled and unaugmented:
+        for evaluation and feature extraction, to aggregate windows per recording.
+    """
+    tf = require("tensorflow", purpose="build the training pipeline")
+    f = config.features
+    labels = list(index.labels)
+    paths = [str(r.path) for r in index.recordings]
+    ys = [labels.index(r.label) for r in index.recordings]
+    ids = list(range(len(paths)))
+    n_classes = len(labels)
+    weights = tf.constant(class_weights if class_weights is not None else [1.0] * n_classes,
+                          tf.float32)
+    load = _loader(config, skips, max_windows or config.max_windows_per_recording)
+
+    def decode(path, y, rid):
+        windows = tf.numpy_function(load, [path], tf.float32, stateful=False)
+        windows = tf.ensure_shape(windows, [None, f.num_samples])
+        k = tf.shape(windows)[0]
+        return windows, tf.fill([k], y), tf.fill([k], rid)
+
+    ds = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string),
+                                             tf.constant(ys, tf.int32),
+                                             tf.constant(ids, tf.int32)))
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
+    ds = ds.cache(cache_dir or "")
+    one_hot = lambda y: tf.one_hot(y, n_classes)  # noqa: E731
+    batch = batch_size or config.batch_size
+    if with_ids:
+        ds = ds.map(lambda x, y, rid: (x, one_hot(y), rid))
+        return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
+    ds = ds.map(lambda x, y, rid: (x, one_hot(y), tf.gather(weights, y)))
+    if training:
+        ds = ds.shuffle(4096, seed=config.seed, reshuffle_each_iteration=True)
+        aug = config.augment
+        ds = ds.map(_augment_fn(aug, f, config.seed), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.batch(batch)
+        if aug.mixup_alpha > 0:
+            ds = ds.map(_mixup_fn(aug.mixup_alpha), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.batch(batch)
+    return ds.prefetch(tf.data.AUTOTUNE)
