@@ -118,8 +118,8 @@ class AugmentConfig:
     gain_db: float = 6.0
     noise_probability: float = 0.5
     noise_snr_db: tuple[float, float] = (10.0, 40.0)
-    freq_masks: int = 2
-    freq_mask_fraction: float = 0.1
+    freq_masks: int = 1
+    freq_mask_fraction: float = 0.05
     time_masks: int = 2
     time_mask_fraction: float = 0.1
     mixup_alpha: float = 0.0

@@ -141,11 +141,12 @@ class MelSpectrogram(keras.layers.Layer):
 class SpecAugment(keras.layers.Layer):
     """Random frequency and time masks on spectrogram images, only while training.
 
-    Masked bands are set to -1 (the image's floor). At inference, and so in the
-    exported model, the layer is the identity.
+    Masked bands are set to each image's mean value (a flat, unremarkable patch rather
+    than an artificial black edge). At inference, and so in the exported model, the
+    layer is the identity.
     """
 
-    def __init__(self, *, freq_masks: int = 2, freq_mask_fraction: float = 0.1,
+    def __init__(self, *, freq_masks: int = 1, freq_mask_fraction: float = 0.05,
                  time_masks: int = 2, time_mask_fraction: float = 0.1, seed: int | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -177,7 +178,8 @@ class SpecAugment(keras.layers.Layer):
             return images
         keep = (self._masks(images, self.freq_masks, self.freq_mask_fraction, 1)
                 * self._masks(images, self.time_masks, self.time_mask_fraction, 2))
-        return images * keep - (1.0 - keep)
+        mean = keras.ops.mean(images, axis=(1, 2, 3), keepdims=True)
+        return images * keep + mean * (1.0 - keep)
 
     def compute_output_shape(self, input_shape):
         return input_shape

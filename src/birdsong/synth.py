@@ -308,10 +308,10 @@ def _background(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     size = 1 << max(n - 1, 1).bit_length()
     freqs = np.fft.rfftfreq(size, 1.0 / sr)
     inband = (freqs >= 20.0) & (freqs <= _cap(sr))
-    pink = inband / np.sqrt(np.maximum(freqs, 1.0))  # 1/f power
-    brown = pink * pink  # 1/f^2 power
-    a = rng.uniform(0.2, 1.0)
-    shape = a * pink / np.linalg.norm(pink) + (1 - a) * brown / np.linalg.norm(brown)
+    brown = inband / np.maximum(freqs, 1.0)  # amplitude 1/f: power 1/f^2
+    pink = np.sqrt(brown)  # power 1/f
+    a = rng.uniform(0.2, 1.0)  # mix the two at unit norm each
+    shape = a * pink / np.sqrt(np.sum(brown)) + (1 - a) * brown / np.sqrt(np.sum(brown**2))
     spec = rng.standard_normal((2, len(freqs)))
     x = np.fft.irfft((spec[0] + 1j * spec[1]) * shape, size)[:n]
     x /= _rms(x)
@@ -441,6 +441,9 @@ def recording(
 ) -> np.ndarray:
     """Synthesise a field recording: a few songs of one bird in background noise.
 
+    It holds ``max(1, duration // 5)`` to ``max(2, duration // 3)`` songs, plus about
+    one distractor chirp (no species) per 12 s.
+
     Parameters
     ----------
     species : str
@@ -474,7 +477,7 @@ def recording(
     rng = _rng("recording", species, individual, seed)
     n = max(round(duration * sr), 1)
     mix = _background(rng, n, sr)
-    n_songs = int(rng.integers(1, max(2, int(duration // 3)) + 1))
+    n_songs = int(rng.integers(max(1, int(duration // 5)), max(2, int(duration // 3)) + 1))
     slot = n // n_songs  # one song per slot where it fits, else anywhere
     for i in range(n_songs):
         x = _render_song(species, individual, int(rng.integers(2**62)), sr)
