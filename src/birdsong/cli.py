@@ -128,6 +128,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
     out = export_model(args.run, args.output, quantize=args.quantize)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {args.quantize}) and "
           f"{out.with_name('labels.txt')}")
+    if args.quantize != "none" and not args.no_check:
+        from .export import agreement_with_float32
+
+        check = agreement_with_float32(args.run, out)
+        print(f"top-1 agreement with float32 on {check['windows']} held-out windows: "
+              f"{check['top1_agreement']:.1%} (largest score difference "
+              f"{check['max_abs_difference']:.3f})")
     return 0
 
 
@@ -256,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory from `birdsong train`")
     p.add_argument("-o", "--output", required=True, help="e.g. birds.tflite")
     p.add_argument("--quantize", default="none", choices=["none", "float16", "dynamic", "int8"])
+    p.add_argument("--no-check", action="store_true",
+                   help="skip comparing a quantized variant with float32")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("predict", help="classify recordings with a .tflite model")

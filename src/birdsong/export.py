@@ -165,3 +165,27 @@ def export_model(run_dir: str | os.PathLike, output: str | os.PathLike, *,
         log.warning("could not record %s as the latest model: %s", output, exc)
     log.info("exported %s (%s, %.2f MB)", output, quantize, output.stat().st_size / 1e6)
     return output
+
+
+def agreement_with_float32(run_dir: str | os.PathLike, model_path: str | os.PathLike, *,
+                           limit: int = 200) -> dict[str, float]:
+    """Top-1 agreement of an exported variant with the float32 export on held-out
+    (validation) windows of the run, plus the largest score difference."""
+    import tempfile
+
+    from .inference import Classifier
+
+    run_dir = Path(run_dir)
+    keras_model, config, _ = _run_parts(run_dir, None)
+    windows = representative_windows(run_dir, config, split="validation", limit=limit,
+                                     seed=config.seed + 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        ref_path = Path(tmp) / "float32.tflite"
+        ref_path.write_bytes(convert(keras_model))
+        reference = Classifier(ref_path, labels=_run_parts(run_dir, keras_model)[2],
+                               sample_rate=config.features.sample_rate)
+        ref = reference.predict_windows(windows)
+    got = Classifier(model_path).predict_windows(windows)
+    return {"windows": int(len(windows)),
+            "top1_agreement": float(np.mean(ref.argmax(1) == got.argmax(1))),
+            "max_abs_difference": float(np.abs(ref - got).max())}

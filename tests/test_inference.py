@@ -1,0 +1,231 @@
+"""Export + LiteRT inference: parity, metadata, predict API, detections, default model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+keras = pytest.importorskip("keras")
+
+from conftest import SR, tiny_config, tiny_features  # noqa: E402
+
+from birdsong.errors import InvalidParameterError, ModelError  # noqa: E402
+from birdsong.inference import Classifier, load_classifier, predict, resolve_model  # noqa: E402
+
+TONES = {"high": 5000.0, "low": 800.0, "mid": 2500.0}
+
+
+def _tone(freq, seconds, sr=SR, amp=0.3):
+    t = np.arange(int(seconds * sr)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def test_keras_and_litert_agree(trained_run):
+    from birdsong.model import load_keras_model
+
+    model = load_keras_model(trained_run.run_dir)
+    clf = Classifier(trained_run.tflite_path, num_threads=2)
+    rng = np.random.default_rng(0)
+    x = (0.2 * rng.standard_normal((6, clf.features.num_samples))).astype(np.float32)
+    x[0] = 0.0
+    x[1, :8000] = _tone(5000, 0.5)
+    diff = np.abs(np.asarray(model(x, training=False)) - clf.predict_windows(x)).max()
+    assert diff <= 1e-4
+
+
+def test_model_file_describes_itself(trained_run):
+    from birdsong.metadata import read_metadata
+
+    clf = Classifier(trained_run.tflite_path)
+    assert clf.labels == ("high", "low", "mid")
+    assert clf.sample_rate == SR and clf.clip_seconds == 1.0
+    assert clf.features == tiny_features()
+    info = read_metadata(trained_run.tflite_path)
+    assert info.settings["train"]["alpha"] == 0.35
+    assert info.settings["quantization"] == "none"
+    labels_txt = trained_run.tflite_path.with_name("labels.txt").read_text().split()
+    assert labels_txt == list(clf.labels)
+
+
+def test_predict_sources_agree(trained_run, tmp_path):
+    clf = Classifier(trained_run.tflite_path)
+    x = _tone(800, 2.5) + _tone(5000, 2.5, amp=0.01)
+    sf.write(tmp_path / "clip.wav", x, SR, subtype="FLOAT")
+    sf.write(tmp_path / "clip44.flac", _resample_naive(x, 44100), 44100)
+    a = clf.predict(tmp_path / "clip.wav")
+    with open(tmp_path / "clip.wav", "rb") as fh:
+        b = clf.predict(fh)
+    c = clf.predict(x, sample_rate=SR)
+    assert a.label == b.label == c.label
+    np.testing.assert_allclose(list(a.scores.values()), list(c.scores.values()), atol=1e-5)
+    assert len(a.windows) == 3 and a.windows[-1].end == pytest.approx(2.5)
+    assert a.top_k[0][0] == a.label and len(a.top_k) == 3
+    assert sum(a.scores.values()) == pytest.approx(1.0, abs=1e-4)
+    d = clf.predict(tmp_path / "clip44.flac")  # resampled from 44.1 kHz on the way in
+    assert d.duration == pytest.approx(2.5, abs=0.01)
+    with pytest.raises(InvalidParameterError, match="sample_rate"):
+        clf.predict(x)
+    with pytest.raises(InvalidParameterError, match="'overlap'"):
+        clf.predict(x, sample_rate=SR, overlap=1.0)
+
+
+def _resample_naive(x, rate):
+    from birdsong.audio import resample
+
+    return resample(x, SR, rate)
+
+
+def test_thread_safe_calls(trained_run):
+    clf = Classifier(trained_run.tflite_path)
+    x = np.random.default_rng(1).standard_normal((4, SR)).astype(np.float32) * 0.1
+    expected = clf.predict_windows(x)
+    errors = []
+
+    def work():
+        for _ in range(5):
+            if not np.allclose(clf.predict_windows(x), expected, atol=1e-6):
+                errors.append("mismatch")
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+# -------------------------------------------------------------- detection timing
+@pytest.fixture(scope="module")
+def band_model(tmp_path_factory):
+    """A real exported model whose scores are a known function of the sound: a matched
+    filter per tone band on the frontend image. Lets detection timing be tested exactly,
+    independent of training luck."""
+    from birdsong.config import save_config
+    from birdsong.export import export_model
+    from birdsong.features import MelSpectrogram
+
+    config = tiny_config()
+    f = config.features
+    labels = sorted(TONES)
+    frontend = MelSpectrogram(f, name="frontend")
+    noise = (3e-4 * np.random.default_rng(0).standard_normal(f.num_samples)).astype(np.float32)
+    base = np.asarray(frontend(noise[None]))[0, :, :, 0].mean(axis=1)
+    kernel, bias = [], []
+    for name in labels:
+        row = np.asarray(frontend((_tone(TONES[name], 1.0) + noise)[None]))[0, :, :, 0]
+        lift = row.mean(axis=1) - base
+        template = (lift > 0.3).astype(np.float32)  # the tone's own band of rows
+        template /= template @ lift
+        # logit = 1.6 * (fraction of the window holding the tone): >= 0.5 prob from ~45 %
+        kernel.append(1.6 * template / 3)
+        bias.append(-1.6 * (template @ base))
+    inp = keras.Input((f.num_samples,), name="waveform")
+    x = frontend(inp)
+    x = keras.layers.AveragePooling2D(pool_size=(1, f.image_size))(x)
+    x = keras.layers.Flatten()(x)
+    dense = keras.layers.Dense(len(labels), activation="softmax", name="species")
+    out = dense(x)
+    model = keras.Model(inp, out)
+    k = np.zeros((f.image_size * 3, len(labels)), np.float32)
+    for c in range(3):
+        k[c::3] = np.stack(kernel, axis=1)
+    dense.set_weights([k, np.asarray(bias, np.float32)])
+    run = tmp_path_factory.mktemp("band")
+    model.save(run / "model.keras")
+    save_config(config, run / "config.json")
+    (run / "labels.txt").write_text("\n".join(labels) + "\n")
+    return export_model(run, run / "band.tflite")
+
+
+def test_long_recording_detections_within_one_hop(band_model, tmp_path):
+    rng = np.random.default_rng(5)
+    total = 30.0
+    x = (3e-4 * rng.standard_normal(int(total * SR))).astype(np.float32)
+    truth = [("high", 4.0, 6.0), ("low", 11.3, 13.8), ("mid", 20.0, 23.0)]
+    for name, start, end in truth:
+        i = int(start * SR)
+        x[i:i + int((end - start) * SR)] += _tone(TONES[name], end - start)
+    sf.write(tmp_path / "field recording (dawn) é.wav", x, SR, subtype="PCM_16")
+    clf = Classifier(band_model)
+    for overlap in (0.5, 0.0):
+        hop = clf.clip_seconds - overlap
+        pred = clf.predict(tmp_path / "field recording (dawn) é.wav", overlap=overlap,
+                           min_score=0.5, block_seconds=4.0)
+        got = [(d.label, d.start, d.end) for d in pred.detections]
+        assert [g[0] for g in got] == [t[0] for t in truth], got
+        for (_, s, e), (_, ts, te) in zip(got, truth):
+            assert abs(s - ts) <= hop and abs(e - te) <= hop, (got, hop)
+
+
+def test_default_model_resolution_order(trained_run, band_model, tmp_path, monkeypatch):
+    from birdsong.registry import remember_model
+
+    with pytest.raises(ModelError, match="BIRDSONG_MODEL"):
+        resolve_model()
+    remember_model(trained_run.tflite_path)
+    assert resolve_model() == trained_run.tflite_path.resolve()
+    monkeypatch.setenv("BIRDSONG_MODEL", str(band_model))
+    assert resolve_model() == band_model
+    assert resolve_model(trained_run.run_dir) == trained_run.run_dir
+    clip = tmp_path / "c.wav"
+    sf.write(clip, _tone(5000, 1.0), SR)
+    assert predict(clip).label == "high"  # the band model, from the environment
+    assert load_classifier() is load_classifier()  # reused across calls
+
+
+@pytest.mark.parametrize("variant", ["float16", "dynamic", "int8"])
+def test_quantized_variants_run(trained_run, tmp_path, variant):
+    from birdsong.export import agreement_with_float32, export_model
+
+    out = export_model(trained_run.run_dir, tmp_path / f"{variant}.tflite", quantize=variant)
+    clf = Classifier(out)
+    scores = clf.predict_windows(np.zeros((2, clf.features.num_samples), np.float32))
+    assert np.allclose(scores.sum(axis=1), 1.0, atol=0.02)
+    check = agreement_with_float32(trained_run.run_dir, out)
+    assert check["windows"] > 0
+    if variant == "float16":
+        assert check["top1_agreement"] >= 0.95 and check["max_abs_difference"] < 0.05
+    assert out.stat().st_size < trained_run.tflite_path.stat().st_size
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00" * 64, b"PK\x03\x04 not a model",
+                                     b"ABCDTFL3" + b"\x00" * 100])
+def test_bad_model_files_raise_model_error_with_path(tmp_path, content):
+    bad = tmp_path / "bad model.tflite"
+    bad.write_bytes(content)
+    with pytest.raises(ModelError, match="bad model.tflite"):
+        Classifier(bad)
+
+
+def test_truncated_model(trained_run, tmp_path):
+    data = trained_run.tflite_path.read_bytes()
+    bad = tmp_path / "truncated.tflite"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError, match="truncated.tflite"):
+        Classifier(bad)
+
+
+def test_predict_cli_never_imports_tensorflow(trained_run, tmp_path):
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, _tone(800, 2.0), SR)
+    code = (
+        "import sys, json\n"
+        "from birdsong.cli import main\n"
+        f"rc = main(['predict', {str(clip)!r}, '--model', {str(trained_run.tflite_path)!r},"
+        " '--format', 'json'])\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'librosa') if m in sys.modules]\n"
+        "print('HEAVY', json.dumps(heavy)); sys.exit(rc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[-1] == "HEAVY []"
+    obj = json.loads(lines[0])
+    assert set(obj) >= {"path", "label", "score", "top_k", "detections"}
+    assert obj["path"] == str(clip) and isinstance(obj["top_k"][0], list)

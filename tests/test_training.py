@@ -1,0 +1,145 @@
+"""Real (tiny) training runs: phases, run files, resume, bad files, evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from conftest import tiny_config, write_tone_dataset  # noqa: E402
+
+from birdsong import training  # noqa: E402
+from birdsong.model import build_model, load_keras_model  # noqa: E402
+
+
+@pytest.fixture
+def backbone_file(tmp_path):
+    """A fixed 'pretrained' backbone so that weight changes can be checked exactly."""
+    keras.utils.set_random_seed(123)
+    net = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35,
+                                         include_top=False, weights=None)
+    path = tmp_path / "backbone.weights.h5"
+    net.save_weights(path)
+    return path
+
+
+def _backbone_weights(model):
+    return {layer.name: [np.array(w) for w in layer.get_weights()]
+            for layer in model.get_layer("backbone").layers if layer.get_weights()}
+
+
+def _reference(backbone_file, labels):
+    model = build_model(labels, tiny_config(weights=str(backbone_file)))
+    return _backbone_weights(model)
+
+
+def test_phase1_leaves_backbone_unchanged(tmp_path, backbone_file):
+    data = write_tone_dataset(tmp_path / "data")
+    result = training.train(data, tmp_path / "run", config=tiny_config(
+        weights=str(backbone_file), epochs_frozen=2, epochs_finetune=0), export=False)
+    before = _reference(backbone_file, result.labels)
+    after = _backbone_weights(load_keras_model(result.model_path))
+    for name, weights in before.items():
+        for a, b in zip(weights, after[name]):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    assert len(result.history["phase1"]) == 2 and result.history["phase2"] == []
+
+
+def test_phase2_changes_only_unfrozen_layers_and_skips_bad_files(tmp_path, backbone_file):
+    data = write_tone_dataset(tmp_path / "data")
+    (data / "low" / "corrupt_ind09_rec01.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    result = training.train(data, tmp_path / "run", config=tiny_config(
+        weights=str(backbone_file), epochs_frozen=1, epochs_finetune=1,
+        fine_tune_from="block_15_expand"), export=False)
+    before = _reference(backbone_file, result.labels)
+    after = _backbone_weights(load_keras_model(result.model_path))
+    names = list(before)
+    first = names.index("block_15_expand")
+    changed = {n for n in names if any(not np.array_equal(a, b)
+                                       for a, b in zip(before[n], after[n]))}
+    assert changed, "fine-tuning changed nothing"
+    assert all(names.index(n) >= first for n in changed), "a frozen layer moved"
+    assert not any("_BN" in n or n.endswith("bn") for n in changed), "BatchNorm moved"
+    assert "block_15_expand" in changed and "Conv_1" in changed
+    skipped = json.loads((result.run_dir / "skipped.json").read_text())
+    assert [s["path"].rsplit("/", 1)[-1] for s in skipped] == ["corrupt_ind09_rec01.wav"]
+    assert "cannot decode" in skipped[0]["reason"]
+    report = json.loads((result.run_dir / "report" / "report.json").read_text())
+    assert report["skipped"][0]["path"].endswith("corrupt_ind09_rec01.wav")
+
+
+def test_run_directory_holds_everything(trained_run):
+    run = trained_run.run_dir
+    for name in ("model.keras", "config.json", "labels.txt", "history.json", "history.csv",
+                 "learning_curves.png", "split.csv", "model.tflite", "summary.json",
+                 "report/report.json", "report/report.md", "report/per_species.csv",
+                 "report/confusion_matrix_per_recording.png",
+                 "report/confusion_matrix_per_window.csv"):
+        assert (run / name).exists(), name
+    assert (run / "labels.txt").read_text().split() == ["high", "low", "mid"]
+    history = json.loads((run / "history.json").read_text())
+    assert [r["epoch"] for r in history["phase1"]] == [1, 2, 3]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history["phase2"][0])
+    csv_lines = (run / "history.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("phase,epoch") and len(csv_lines) == 5
+    report = trained_run.report
+    assert report["per_recording"]["n"] > 0 and report["per_window"]["n"] >= \
+        report["per_recording"]["n"]
+    # the split never puts one individual on both sides
+    rows = [line.split(",") for line in (run / "split.csv").read_text().splitlines()[1:]]
+    train_groups = {r[3] for r in rows if r[2] == "train"}
+    assert not train_groups & {r[3] for r in rows if r[2] == "validation"}
+
+
+def test_existing_run_needs_resume(trained_run):
+    from birdsong.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="--resume"):
+        training.train(trained_run.run_dir.parent / "data", trained_run.run_dir,
+                       config=tiny_config())
+
+
+def test_resume_continues_an_interrupted_run(tmp_path, monkeypatch):
+    data = write_tone_dataset(tmp_path / "data")
+    config = tiny_config(epochs_frozen=3, epochs_finetune=1)
+    real = training._callback
+
+    def interrupting(run_dir, model, state, phase, monitor, patience):
+        cb = real(run_dir, model, state, phase, monitor, patience)
+        end = cb.on_epoch_end
+
+        def on_epoch_end(epoch, logs=None):
+            end(epoch, logs)
+            if phase == 1 and epoch == 1:
+                raise KeyboardInterrupt  # the process dies after epoch 2 of phase 1
+
+        cb.on_epoch_end = on_epoch_end
+        return cb
+
+    monkeypatch.setattr(training, "_callback", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(data, tmp_path / "run", config=config, export=False)
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert (state["phase"], state["epoch"], state["done"]) == (1, 2, False)
+    assert not (tmp_path / "run" / "model.keras").exists()
+
+    monkeypatch.setattr(training, "_callback", real)
+    result = training.train(data, tmp_path / "run", resume=True, export=False)
+    assert [r["epoch"] for r in result.history["phase1"]] == [1, 2, 3]
+    assert [r["epoch"] for r in result.history["phase2"]] == [1]
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["done"] is True
+    assert result.model_path.exists()
+
+
+def test_evaluate_keras_and_tflite_agree(trained_run):
+    from birdsong.evaluate import evaluate
+
+    data = trained_run.run_dir.parent / "data"
+    a = evaluate(trained_run.run_dir, data)
+    b = evaluate(trained_run.tflite_path, data)
+    assert a["per_window"]["n"] == b["per_window"]["n"] > 0
+    assert a["per_recording"]["confusion_matrix"] == b["per_recording"]["confusion_matrix"]
+    assert abs(a["per_window"]["macro_roc_auc"] - b["per_window"]["macro_roc_auc"]) < 1e-3
