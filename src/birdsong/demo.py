@@ -31,10 +31,12 @@ def demo_config(*, weights: str | None, seed: int = 0, fast: bool = False) -> Tr
     return TrainConfig(
         features=FeatureConfig(image_size=96 if fast else 128),
         alpha=0.35, weights=weights, seed=seed,
-        epochs_frozen=3 if fast else 20,
-        epochs_finetune=1 if fast else (4 if pretrained else 10),
+        # phase 1 trains a head on frozen features: useful only for a pretrained backbone
+        epochs_frozen=3 if fast else (20 if pretrained else 1),
+        epochs_finetune=1 if fast else (4 if pretrained else 30),
         finetune_learning_rate=1e-4 if pretrained else 1e-3,
-        max_windows_per_recording=4 if fast else 6, batch_size=32, patience=4)
+        max_windows_per_recording=4 if fast else 6, batch_size=32,
+        patience=4 if pretrained else 6)
 
 
 def _write(path: Path, signal: np.ndarray, rate: int) -> Path:

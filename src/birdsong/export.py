@@ -91,7 +91,11 @@ def convert(model, *, quantize: str = "none",
     if quantize not in QUANTIZATIONS:
         raise InvalidParameterError(f"The 'quantize' parameter must be one of "
                                     f"{', '.join(QUANTIZATIONS)}. Got {quantize!r} instead.")
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):  # Keras prints every traced variable
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -110,7 +114,8 @@ def convert(model, *, quantize: str = "none",
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = gen
     try:
-        return converter.convert()
+        with contextlib.redirect_stdout(io.StringIO()):
+            return converter.convert()
     except Exception as exc:
         raise ModelError(f"TFLite conversion failed ({quantize}): {exc}") from exc
 

@@ -67,6 +67,13 @@ def build_model(labels: Sequence[str], config: TrainConfig | None = None, *,
         raise ModelError(f"Cannot load MobileNetV2 weights {config.weights!r} for alpha="
                          f"{config.alpha}: {exc}{hint}") from exc
     backbone.trainable = False
+    if not pretrained:
+        # Keras's MobileNetV2 uses BatchNorm momentum 0.999, tuned for ImageNet-length
+        # runs; from scratch on a small dataset the moving statistics would barely move
+        # in the few hundred steps of a run, and validation would see wrong statistics.
+        for layer in backbone.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = 0.9
     waveform = keras.Input((f.num_samples,), name="waveform")
     x = MelSpectrogram(f, name="frontend")(waveform)
     x = SpecAugment(freq_masks=aug.freq_masks, freq_mask_fraction=aug.freq_mask_fraction,
