@@ -13,10 +13,9 @@ import soundfile as sf
 
 keras = pytest.importorskip("keras")
 
-from conftest import SR, tiny_config, tiny_features  # noqa: E402
-
 from birdsong.errors import InvalidParameterError, ModelError  # noqa: E402
 from birdsong.inference import Classifier, load_classifier, predict, resolve_model  # noqa: E402
+from conftest import SR, tiny_config, tiny_features  # noqa: E402
 
 TONES = {"high": 5000.0, "low": 800.0, "mid": 2500.0}
 

@@ -10,9 +10,9 @@ import json
 import subprocess
 
 import numpy as np
-from test_metadata import _mediapipe_python
 
 from birdsong.inference import Classifier
+from test_metadata import _mediapipe_python
 
 SCRIPT = """
 import json, sys

@@ -9,10 +9,9 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from conftest import tiny_config, write_tone_dataset  # noqa: E402
-
 from birdsong import training  # noqa: E402
 from birdsong.model import build_model, load_keras_model  # noqa: E402
+from conftest import tiny_config, write_tone_dataset  # noqa: E402
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from .errors import AudioError, InvalidParameterError
 __all__ = [
     "AUDIO_EXTENSIONS",
     "DEFAULT_SAMPLE_RATE",
+    "MAX_ABS_SAMPLE",
     "AudioInfo",
     "Window",
     "activity",
@@ -39,6 +41,14 @@ DEFAULT_SAMPLE_RATE = 32000
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64")
 _KNOWN_UNSUPPORTED = (".m4a", ".aac", ".mp4", ".wma", ".opus", ".webm", ".amr")
 _FORMATS_HELP = "WAV, FLAC, OGG/Vorbis, MP3, AIFF (anything libsndfile decodes)"
+#: Native sample rates outside this range are taken for a damaged header (a 1 Hz "file"
+#: would be upsampled 32000-fold).
+_NATIVE_RATES = (1000, 10_000_000)
+#: Samples (frames x channels) decoded at once, whatever the rate and channel count.
+_MAX_BLOCK_SAMPLES = 1 << 22
+#: Larger sample magnitudes are not audio (float audio lies in [-1, 1], a little beyond
+#: when clipped; even integer-scaled floats stay below 2**31): a damaged float file.
+MAX_ABS_SAMPLE = 1e10
 
 Source = str | os.PathLike | BinaryIO
 
@@ -63,13 +73,30 @@ def _check_path(source: Source) -> None:
         return
     path = Path(source)
     if not path.exists():
+        if path.is_symlink():
+            raise FileNotFoundError(f"No such audio file: {path} (a broken symbolic link or "
+                                    "a symlink loop)")
         raise FileNotFoundError(f"No such audio file: {path}")
     if path.is_dir():
         raise AudioError(f"{path}: is a directory, not an audio file")
+    if not path.is_file():  # a FIFO or device would block or never end
+        raise AudioError(f"{path}: not a regular file (a pipe, socket or device)")
     if path.suffix.lower() in _KNOWN_UNSUPPORTED:
         raise AudioError(
             f"{path}: the {path.suffix} format is not supported; convert it to one of "
             f"{_FORMATS_HELP} (e.g. ffmpeg -i in{path.suffix} out.flac)")
+
+
+def _native_path(source: str | os.PathLike):
+    """The path for libsndfile: a name that is not valid in the file-system encoding
+    (e.g. Latin-1 bytes on a UTF-8 system) is passed as the original bytes."""
+    path = os.fspath(source)
+    if isinstance(path, str) and sys.platform != "win32":
+        try:
+            path.encode(sys.getfilesystemencoding())
+        except UnicodeEncodeError:
+            return os.fsencode(path)
+    return path
 
 
 def _open(source: Source):
@@ -77,10 +104,24 @@ def _open(source: Source):
 
     _check_path(source)
     try:
-        return sf.SoundFile(source if not isinstance(source, os.PathLike) else os.fspath(source))
+        return sf.SoundFile(_native_path(source) if isinstance(source, (str, os.PathLike))
+                            else source)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, EOFError) as exc:
-        raise AudioError(f"{_name(source)}: cannot decode audio ({exc}); supported formats: "
+        why = str(exc)
+        if "does not exist or is not a regular file" in why:
+            # libsndfile's MP3 reader says this of any file it cannot parse
+            why = "format not recognised, or a damaged stream"
+        raise AudioError(f"{_name(source)}: cannot decode audio ({why}); supported formats: "
                          f"{_FORMATS_HELP}") from exc
+
+
+def _check_header(name: str, rate: int, channels: int) -> None:
+    low, high = _NATIVE_RATES
+    if not low <= rate <= high:
+        raise AudioError(f"{name}: implausible sample rate {rate} Hz in the header (expected "
+                         f"{low}..{high}); the file is damaged or not audio")
+    if channels <= 0:
+        raise AudioError(f"{name}: invalid header ({channels} channels)")
 
 
 @dataclass(frozen=True)
@@ -104,9 +145,7 @@ def audio_info(source: Source) -> AudioInfo:
     with _open(source) as f:
         info = AudioInfo(_name(source), int(f.samplerate), int(f.channels), int(f.frames),
                          str(f.format), str(f.subtype))
-    if info.sample_rate <= 0 or info.channels <= 0:
-        raise AudioError(f"{info.path}: invalid header (sample rate {info.sample_rate}, "
-                         f"{info.channels} channels)")
+    _check_header(info.path, info.sample_rate, info.channels)
     return info
 
 
@@ -133,18 +172,26 @@ def resample(signal: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray
                          quality="HQ").astype(np.float32, copy=False)
 
 
+def _check_samples(name: str, block: np.ndarray) -> None:
+    if not np.isfinite(block).all():
+        raise AudioError(f"{name}: the signal contains NaN or infinite samples")
+    peak = float(np.abs(block).max()) if block.size else 0.0
+    if peak > MAX_ABS_SAMPLE:
+        raise AudioError(f"{name}: samples of magnitude {peak:.3g} are not audio (expected "
+                         "about [-1, 1]); the file is damaged")
+
+
 def _blocks(f, name: str, block_frames: int) -> Iterator[np.ndarray]:
     import soundfile as sf
 
     while True:
         try:
             block = f.read(block_frames, dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError) as exc:
+        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
             raise AudioError(f"{name}: decoding failed part-way ({exc})") from exc
         if block.shape[0] == 0:
             return
-        if not np.isfinite(block).all():
-            raise AudioError(f"{name}: the signal contains NaN or infinite samples")
+        _check_samples(name, block)
         yield _to_mono(block)
 
 
@@ -152,9 +199,8 @@ def _stream(source: Source, sample_rate: int | None, block_seconds: float
             ) -> Iterator[tuple[np.ndarray, int]]:
     """Yield (mono float32 block at the target rate, rate); raises AudioError if empty."""
     with _open(source) as f:
-        name, native = _name(source), int(f.samplerate)
-        if native <= 0:
-            raise AudioError(f"{name}: invalid sample rate {native} in the header")
+        name, native, channels = _name(source), int(f.samplerate), int(f.channels)
+        _check_header(name, native, channels)
         rate = native if sample_rate is None else int(sample_rate)
         resampler = None
         if rate != native:
@@ -162,7 +208,8 @@ def _stream(source: Source, sample_rate: int | None, block_seconds: float
 
             resampler = soxr.ResampleStream(native, rate, 1, dtype="float32", quality="HQ")
         got = 0
-        for block in _blocks(f, name, max(1, int(block_seconds * native))):
+        block_frames = max(1, min(int(block_seconds * native), _MAX_BLOCK_SAMPLES // channels))
+        for block in _blocks(f, name, block_frames):
             got += block.shape[0]
             yield (block if resampler is None else resampler.resample_chunk(block)), rate
         if got == 0:
@@ -193,11 +240,19 @@ def load_audio(source: Source, *, sample_rate: int | None = DEFAULT_SAMPLE_RATE,
     Raises
     ------
     FileNotFoundError
-        The path does not exist.
+        The path does not exist (or is a broken symlink or a symlink loop).
     AudioError
-        Undecodable, unsupported, empty, or NaN/Inf samples; the message names the file.
+        Undecodable, unsupported, empty, not a regular file, an implausible header
+        (sample rate outside 1 kHz..10 MHz), NaN/Inf samples or samples beyond
+        ``MAX_ABS_SAMPLE``, or too short to give one sample at ``sample_rate``; the
+        message names the file. A WAV or MP3 cut short yields the samples present; a
+        FLAC cut mid-stream raises ("decoding failed part-way").
     """
     _validate_rate(sample_rate)
+    if max_seconds is not None and not (isinstance(max_seconds, (int, float))
+                                        and np.isfinite(max_seconds) and max_seconds > 0):
+        raise InvalidParameterError("The 'max_seconds' parameter must be a number > 0 or "
+                                    f"None. Got {max_seconds!r} instead.")
     parts: list[np.ndarray] = []
     rate = sample_rate or 0
     total = 0
@@ -297,6 +352,8 @@ def stream_windows(source: Source, *, sample_rate: int = DEFAULT_SAMPLE_RATE,
         drop = min(next_start - offset, buf.size)
         if drop > 0:
             buf, offset = buf[drop:], offset + drop
+    if total == 0:  # as load_audio: e.g. one sample at 48 kHz is nothing at 16 kHz
+        raise AudioError(f"{_name(source)}: the file holds too little audio to resample")
     n = _window_count(total, size, hop)
     while next_start < n * hop and (next_start < total or next_start == 0):
         i = next_start - offset

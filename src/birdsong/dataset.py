@@ -84,10 +84,15 @@ def _group(label: str, path: Path, root: Path, pattern: re.Pattern[str] | None) 
 
 
 def _walk(folder: Path) -> tuple[list[Path], list[Skipped]]:
-    """All files under a folder, following symlinks without looping."""
+    """All files under a folder, following symlinks without looping.
+
+    A symlinked folder that leads back to the species folder or above it (a loop, which
+    would also pull other species' recordings in under this label) is skipped.
+    """
     files: list[Path] = []
     skipped: list[Skipped] = []
     seen: set[str] = set()
+    top = os.path.realpath(folder)
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True,
                                                 onerror=lambda e: skipped.append(
                                                     Skipped(str(e.filename), str(e.strerror)))):
@@ -97,15 +102,23 @@ def _walk(folder: Path) -> tuple[list[Path], list[Skipped]]:
             dirnames[:] = []
             continue
         seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if not name.startswith("."):
                 files.append(Path(dirpath) / name)
-        for d in list(dirnames):
+        keep = []
+        for d in sorted(d for d in dirnames if not d.startswith(".")):
             p = Path(dirpath) / d
             if p.suffix.lower() in AUDIO_EXTENSIONS and not p.is_symlink():
                 skipped.append(Skipped(str(p), "is a directory, not an audio file"))
-                dirnames.remove(d)
+                continue
+            target = os.path.realpath(p)
+            if target in seen or top == target or top.startswith(target.rstrip(os.sep)
+                                                                  + os.sep):
+                skipped.append(Skipped(str(p), "symlink loop (leads back to a folder "
+                                               "above it)"))
+                continue
+            keep.append(d)
+        dirnames[:] = keep
     return files, skipped
 
 
@@ -246,25 +259,32 @@ def split_from_csv(index: DatasetIndex, csv_path: str | os.PathLike
     csv_path = Path(csv_path)
     by_path = {r.path.relative_to(index.root).as_posix(): r for r in index.recordings}
     parts: dict[str, list[Recording]] = defaultdict(list)
-    with open(csv_path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames or not {"path", "split"} <= set(reader.fieldnames):
-            raise DatasetError(f"{csv_path}: needs a header with the columns 'path' and "
-                               f"'split'. Got {reader.fieldnames!r}.")
-        for line, row in enumerate(reader, start=2):
-            rel = Path(row["path"]).as_posix()
-            rec = by_path.get(rel)
-            if rec is None:
-                raise DatasetError(f"{csv_path}, line {line}: {rel!r} is not a usable "
-                                   f"recording under {index.root}")
-            label = (row.get("label") or "").strip()
-            if label and label != rec.label:
-                if label not in index.labels:
-                    raise DatasetError(f"{csv_path}, line {line}: unknown label {label!r}; "
-                                       f"known: {', '.join(index.labels)}")
-                raise DatasetError(f"{csv_path}, line {line}: label {label!r} disagrees "
-                                   f"with the folder {rec.label!r}")
-            parts[row["split"].strip().lower()].append(rec)
+    try:
+        with open(csv_path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if not reader.fieldnames or not {"path", "split"} <= set(reader.fieldnames):
+                raise DatasetError(f"{csv_path}: needs a header with the columns 'path' and "
+                                   f"'split'. Got {reader.fieldnames!r}.")
+            for line, row in enumerate(reader, start=2):
+                path_text, split = row.get("path"), row.get("split")
+                if not path_text or not path_text.strip() or not split or not split.strip():
+                    raise DatasetError(f"{csv_path}, line {line}: needs a 'path' and a "
+                                       f"'split' value. Got {row!r}.")
+                rel = Path(path_text.strip()).as_posix()
+                rec = by_path.get(rel)
+                if rec is None:
+                    raise DatasetError(f"{csv_path}, line {line}: {rel!r} is not a usable "
+                                       f"recording under {index.root}")
+                label = (row.get("label") or "").strip()
+                if label and label != rec.label:
+                    if label not in index.labels:
+                        raise DatasetError(f"{csv_path}, line {line}: unknown label "
+                                           f"{label!r}; known: {', '.join(index.labels)}")
+                    raise DatasetError(f"{csv_path}, line {line}: label {label!r} disagrees "
+                                       f"with the folder {rec.label!r}")
+                parts[split.strip().lower()].append(rec)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"{csv_path}: not a readable UTF-8 CSV file ({exc})") from exc
     missing = len(index.recordings) - sum(len(v) for v in parts.values())
     if missing:
         log.warning("%d indexed file(s) are not named in %s and are left out", missing,

@@ -5,11 +5,15 @@ Light tier: numpy, soundfile, soxr and ``ai-edge-litert`` (falling back to
 imported here. The model file carries its labels and audio settings
 (:mod:`birdsong.metadata`), so ``Classifier("birds.tflite")`` needs nothing else.
 
-Timing of detections: a window covers ``clip_seconds``; consecutive windows overlap by
-``overlap`` seconds. Each window is credited with its central ``hop`` seconds (the part
-no neighbour is closer to), so an event made of windows k..m runs from the centre-part
-start of window k to the centre-part end of window m: timestamps land within one hop
-of the true song edges.
+Timing of detections: windows of ``clip_seconds`` start every ``hop`` seconds
+(``hop = clip_seconds - overlap``). When window k detects a species and window k-1 did
+not, the song most likely began in the part of window k that k-1 did not cover, its
+last ``hop`` seconds: the event starts at ``start_k + clip_seconds - hop``. Likewise it
+ends at ``start_m + hop`` when window m is the last to detect it. An event confined to
+one window is centred on that window, ``hop`` long. Events touching the start or end of
+the recording extend to it. For a model that fires as soon as part of a song is in a
+window, the edges land within one hop of the truth; a less sensitive model shifts them
+inwards by at most the share of a window it needs to see.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .audio import Window, activity, frame, resample, stream_windows
+from .audio import MAX_ABS_SAMPLE, Window, activity, frame, resample, stream_windows
 from .config import FeatureConfig, from_dict
 from .errors import InvalidParameterError, MissingDependencyError, ModelError
 
@@ -118,33 +122,46 @@ class Classifier:
 
     def __init__(self, model: str | os.PathLike, *, labels: Sequence[str] | None = None,
                  sample_rate: int | None = None, num_threads: int | None = None) -> None:
-        from .metadata import has_metadata, read_metadata
+        from .metadata import _parse, read_metadata
 
         path = Path(model)
         if path.is_dir():
             path = path / "model.tflite"
         if not path.exists():
             raise FileNotFoundError(f"No such model: {path}")
+        if not path.is_file():
+            raise ModelError(f"{path}: not a regular file")
         self.path = path
         data = path.read_bytes()
         if len(data) < 8 or data[4:8] != b"TFL3":
             raise ModelError(f"{path}: not a TFLite model (no TFL3 identifier; truncated, "
                              "corrupt or another format)")
-        if has_metadata(data):
-            self.info = read_metadata(data)
+        if sample_rate is not None:
+            _check_rate(sample_rate)
+        # the structure first, so that a damaged file is called damaged, naming the path
+        parsed = _parse(data, str(path))
+        self.info = None
+        if parsed["metadata"] is not None:
+            try:
+                self.info = read_metadata(path)
+            except ModelError:
+                if not labels:
+                    raise
+        if self.info is not None:
             self.labels = tuple(labels) if labels else self.info.labels
             settings = self.info.settings
-            self.features = (from_dict(FeatureConfig, settings["features"])
-                             if "features" in settings else
-                             FeatureConfig(sample_rate=self.info.sample_rate,
-                                           clip_seconds=self.info.num_samples
-                                           / self.info.sample_rate))
+            try:
+                self.features = (from_dict(FeatureConfig, settings["features"])
+                                 if "features" in settings else
+                                 _plain_features(self.info.sample_rate, self.info.num_samples))
+            except (InvalidParameterError, TypeError, ValueError) as exc:
+                raise ModelError(f"{path}: the audio settings in its metadata are unusable "
+                                 f"({exc})") from exc
         else:
             if not labels:
                 raise ModelError(f"{path}: this .tflite has no birdsong metadata (labels, "
                                  "sample rate); pass labels=[...] (and sample_rate=) "
                                  "or export it with `birdsong export`")
-            self.info = None
             self.labels = tuple(labels)
             self.features = None
         try:
@@ -162,8 +179,13 @@ class Classifier:
         self._input, self._output = inp[0], out[0]
         num_samples = int(self._input["shape"][1])
         if self.features is None:
-            rate = sample_rate or 32000
-            self.features = FeatureConfig(sample_rate=rate, clip_seconds=num_samples / rate)
+            rate = int(sample_rate or 32000)
+            try:
+                self.features = _plain_features(rate, num_samples)
+            except InvalidParameterError as exc:
+                raise ModelError(f"{path}: an input of {num_samples} samples at {rate} Hz is "
+                                 f"not a usable audio window ({exc}); pass the model's "
+                                 "sample_rate=") from exc
         if self.features.num_samples != num_samples:
             raise ModelError(f"{path}: metadata says {self.features.num_samples} samples per "
                              f"window but the input takes {num_samples}")
@@ -208,8 +230,12 @@ class Classifier:
         it = self._interpreter
         with self._lock:
             for i in range(w.shape[0]):
-                it.set_tensor(self._input["index"], self._quantize_io(w[i:i + 1], self._input))
-                it.invoke()
+                try:
+                    it.set_tensor(self._input["index"],
+                                  self._quantize_io(w[i:i + 1], self._input))
+                    it.invoke()
+                except (ValueError, RuntimeError) as exc:
+                    raise ModelError(f"{self.path}: the model failed to run ({exc})") from exc
                 out[i] = self._quantize_io(it.get_tensor(self._output["index"])[0],
                                            self._output, inverse=True)
         return out
@@ -221,12 +247,11 @@ class Classifier:
             if sample_rate is None:
                 raise InvalidParameterError("The 'sample_rate' parameter is needed with an "
                                             "array source. Got None instead.")
-            signal = np.asarray(source, np.float32)
+            rate = _check_rate(sample_rate)
+            signal = _check_array(source)
             if signal.ndim == 2:
-                signal = signal.mean(axis=1 if signal.shape[1] <= 8 else 0)
-            if signal.size == 0 or not np.isfinite(signal).all():
-                raise InvalidParameterError("The 'source' array must be non-empty and finite.")
-            signal = resample(signal, int(sample_rate), self.sample_rate)
+                signal = signal.mean(axis=1 if signal.shape[1] <= 8 else 0, dtype=np.float32)
+            signal = resample(signal, rate, self.sample_rate)
             windows, starts = frame(signal, sample_rate=self.sample_rate,
                                     clip_seconds=self.clip_seconds, hop_seconds=hop)
             total = signal.size / self.sample_rate
@@ -269,6 +294,13 @@ class Classifier:
         if not isinstance(top_k, int) or top_k < 1:
             raise InvalidParameterError(f"The 'top_k' parameter must be an int >= 1. "
                                         f"Got {top_k!r} instead.")
+        if not isinstance(batch_windows, int) or batch_windows < 1:
+            raise InvalidParameterError(f"The 'batch_windows' parameter must be an int >= 1. "
+                                        f"Got {batch_windows!r} instead.")
+        if not (isinstance(block_seconds, (int, float)) and np.isfinite(block_seconds)
+                and block_seconds > 0):
+            raise InvalidParameterError(f"The 'block_seconds' parameter must be a number > 0. "
+                                        f"Got {block_seconds!r} instead.")
         hop = self.clip_seconds - overlap
         results: list[WindowScores] = []
         for batch in _batched(self._windows(source, sample_rate, hop, block_seconds),
@@ -290,7 +322,12 @@ class Classifier:
         clip = all_scores[chosen].mean(axis=0)
         order = np.argsort(-clip, kind="stable")
         scores = {self.labels[i]: float(clip[i]) for i in range(len(self.labels))}
-        name = None if isinstance(source, np.ndarray) else str(getattr(source, "name", source))
+        if isinstance(source, np.ndarray):
+            name = None
+        elif isinstance(source, (str, os.PathLike)):
+            name = os.fspath(source)
+        else:
+            name = str(getattr(source, "name", "<file object>"))
         return Prediction(
             path=name, label=self.labels[order[0]], score=float(clip[order[0]]),
             scores=scores, top_k=[(self.labels[i], float(clip[i])) for i in order[:top_k]],
@@ -299,27 +336,66 @@ class Classifier:
 
     def _detections(self, results: list[WindowScores], hop: float, min_score: float
                     ) -> list[Detection]:
-        margin = (self.clip_seconds - hop) / 2.0
+        clip = self.clip_seconds
         total = results[-1].end
         events: list[Detection] = []
-        current: list[Any] | None = None  # [label index, first, last, best score]
-        for k, r in enumerate(results + [None]):  # type: ignore[operator]
-            best = int(np.argmax(r.scores)) if r is not None else -1
-            hit = r is not None and r.scores[best] >= min_score
-            if current is not None and (not hit or best != current[0]):
-                first, last = results[current[1]], results[current[2]]
-                start = first.start + (margin if current[1] > 0 else 0.0)
-                end = min(last.start + self.clip_seconds - (
-                    margin if current[2] < len(results) - 1 else 0.0), total)
-                events.append(Detection(start, max(end, start), self.labels[current[0]],
-                                        float(current[3])))
-                current = None
-            if hit:
-                if current is None:
-                    current = [best, k, k, float(r.scores[best])]
-                else:
-                    current[2], current[3] = k, max(current[3], float(r.scores[best]))
+        runs: list[list[Any]] = []  # [label index, first, last, best score]
+        for k, r in enumerate(results):
+            best = int(np.argmax(r.scores))
+            if r.scores[best] < min_score:
+                continue
+            if runs and runs[-1][0] == best and runs[-1][2] == k - 1:
+                runs[-1][2], runs[-1][3] = k, max(runs[-1][3], float(r.scores[best]))
+            else:
+                runs.append([best, k, k, float(r.scores[best])])
+        for label, first, last, score in runs:
+            s0, s1 = results[first].start, results[last].start
+            start = 0.0 if first == 0 else s0 + clip - hop
+            end = total if last == len(results) - 1 else s1 + hop
+            if start >= end:  # one window alone: centre it
+                centre = (s0 + s1 + clip) / 2
+                start, end = max(0.0, centre - hop / 2), min(total, centre + hop / 2)
+            events.append(Detection(start, min(end, total), self.labels[label], score))
         return events
+
+
+def _check_rate(sample_rate: Any) -> int:
+    """An int in [1000, 768000] (an integral float is accepted), as ``load_audio``."""
+    if isinstance(sample_rate, float) and sample_rate.is_integer():
+        sample_rate = int(sample_rate)
+    if (not isinstance(sample_rate, (int, np.integer)) or isinstance(sample_rate, bool)
+            or not 1000 <= sample_rate <= 768000):
+        raise InvalidParameterError("The 'sample_rate' parameter must be an int in "
+                                    f"[1000, 768000]. Got {sample_rate!r} instead.")
+    return int(sample_rate)
+
+
+def _check_array(source: np.ndarray) -> np.ndarray:
+    """A waveform array as float32: (n,) or (n, channels)/(channels, n), finite samples."""
+    if source.dtype.kind not in "biuf":
+        raise InvalidParameterError(f"The 'source' array must hold real numbers. Got dtype "
+                                    f"{source.dtype} instead.")
+    if source.ndim not in (1, 2) or source.size == 0:
+        raise InvalidParameterError("The 'source' array must be a non-empty waveform of shape "
+                                    f"(n,) or (n, channels). Got shape {source.shape} instead.")
+    if not np.isfinite(source).all():
+        raise InvalidParameterError("The 'source' array must be finite. Got NaN or infinite "
+                                    "samples.")
+    peak = float(np.abs(source).max())
+    if peak > MAX_ABS_SAMPLE:
+        raise InvalidParameterError(f"The 'source' array must hold audio samples (about "
+                                    f"[-1, 1]). Got a magnitude of {peak:.3g} instead.")
+    return np.asarray(source, np.float32)
+
+
+def _plain_features(sample_rate: int, num_samples: int) -> FeatureConfig:
+    """Window settings for a model whose file says only its rate and input length."""
+    n_fft = 1024
+    while n_fft > 64 and n_fft > num_samples:
+        n_fft //= 2
+    return FeatureConfig(sample_rate=sample_rate, clip_seconds=num_samples / sample_rate,
+                         n_fft=n_fft, fmin=min(50.0, sample_rate / 4),
+                         fmax=min(15000.0, sample_rate / 2))
 
 
 def _batched(items: Iterable[Window], n: int) -> Iterator[list[Window]]:

@@ -10,6 +10,7 @@ recorded in a :class:`SkipLog`, and yields no windows.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 
@@ -68,14 +69,16 @@ def _loader(config: TrainConfig, skips: SkipLog, max_windows: int):
     f = config.features
 
     def load(path: bytes) -> np.ndarray:
-        name = path.decode("utf-8", "surrogateescape")
+        name = os.fsdecode(path)
         try:
             signal, _ = load_audio(name, sample_rate=f.sample_rate, max_seconds=MAX_TRAIN_SECONDS)
             return select_windows(signal, features=f, hop_seconds=config.window_hop_seconds,
                                   max_windows=max_windows, min_activity=config.min_activity)
         except (AudioError, OSError) as exc:
             skips.add(name, str(exc))
-            return np.zeros((0, f.num_samples), np.float32)
+        except Exception as exc:  # a bad file must never stop a run: skip and report it
+            skips.add(name, f"{type(exc).__name__}: {exc}")
+        return np.zeros((0, f.num_samples), np.float32)
 
     return load
 
@@ -135,7 +138,8 @@ def make_dataset(index: DatasetIndex, config: TrainConfig, *, training: bool, sk
     tf = require("tensorflow", purpose="build the training pipeline")
     f = config.features
     labels = list(index.labels)
-    paths = [str(r.path) for r in index.recordings]
+    # bytes, not str: a file name that is not valid UTF-8 must reach the loader intact
+    paths = [os.fsencode(r.path) for r in index.recordings]
     ys = [labels.index(r.label) for r in index.recordings]
     ids = list(range(len(paths)))
     n_classes = len(labels)

@@ -120,7 +120,8 @@ def run_predict(args: argparse.Namespace) -> int:
     files = collect_files(args.paths)[index::count]
     kwargs = {"num_threads": args.threads} if args.threads else {}
     clf = load_classifier(args.model, **kwargs)
-    out: IO[str] = (open(args.output, "w", newline="", encoding="utf-8") if args.output
+    out: IO[str] = (open(args.output, "w", newline="", encoding="utf-8")  # noqa: SIM115
+                    if args.output
                     else sys.stdout)
     failures = 0
     try:

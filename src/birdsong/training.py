@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -293,11 +294,15 @@ def train(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
                                     class_weights=weights)
             val_ds = (make_dataset(val_idx, config, training=False, skips=skips)
                       if has_val else None)
-            model.fit(train_ds, validation_data=val_ds, epochs=config.epochs_finetune,
-                      initial_epoch=state.data["epoch"],
-                      callbacks=[_callback(run_dir, model, state, 2, monitor,
-                                           config.patience)],
-                      verbose=fit_verbose, shuffle=False)
+            with warnings.catch_warnings():
+                # The window count is unknown until the first pass has decoded every
+                # file; Keras then reports the dataset's end as an interruption.
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
+                model.fit(train_ds, validation_data=val_ds, epochs=config.epochs_finetune,
+                          initial_epoch=state.data["epoch"],
+                          callbacks=[_callback(run_dir, model, state, 2, monitor,
+                                               config.patience)],
+                          verbose=fit_verbose, shuffle=False)
             _restore_best(run_dir, model)
 
     model_path = run_dir / "model.keras"
