@@ -228,3 +228,14 @@ def test_predict_cli_never_imports_tensorflow(trained_run, tmp_path):
     obj = json.loads(lines[0])
     assert set(obj) >= {"path", "label", "score", "top_k", "detections"}
     assert obj["path"] == str(clip) and isinstance(obj["top_k"][0], list)
+
+
+def test_background_class_never_becomes_a_detection(band_model, tmp_path):
+    x = (3e-4 * np.random.default_rng(2).standard_normal(10 * SR)).astype(np.float32)
+    x[2 * SR:4 * SR] += _tone(TONES["high"], 2.0)
+    x[6 * SR:8 * SR] += _tone(TONES["low"], 2.0)
+    plain = Classifier(band_model).predict(x, sample_rate=SR, overlap=0.5)
+    assert [d.label for d in plain.detections] == ["high", "low"]
+    renamed = Classifier(band_model, labels=["_Background", "low", "mid"])
+    pred = renamed.predict(x, sample_rate=SR, overlap=0.5)
+    assert [d.label for d in pred.detections] == ["low"]

@@ -195,9 +195,29 @@ def test_directory_named_like_audio(tmp_path):
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
 def test_fifo_named_like_audio_is_refused_not_waited_on(tmp_path):
     """A named pipe called ``x.wav`` would block ``open`` forever: AudioError at once."""
-    os.mkfifo(tmp_path / "pipe.wav")
-    with pytest.raises(AudioError, match="not a regular file"):
-        audio_info(tmp_path / "pipe.wav")
+    import threading
+
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    done = threading.Event()
+
+    def unblock():  # should the library open the pipe after all, end it (no hang)
+        while not done.wait(0.05):
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                continue
+
+    helper = threading.Thread(target=unblock, daemon=True)
+    helper.start()
+    try:
+        with pytest.raises(AudioError, match="not a regular file"):
+            audio_info(fifo)
+        with pytest.raises(AudioError, match="not a regular file"):
+            load_audio(fifo)
+    finally:
+        done.set()
+        helper.join()
 
 
 def test_symlink_loop_file_is_file_not_found(tmp_path):
@@ -509,12 +529,30 @@ def test_split_csv_errors_name_the_line(tmp_path, rows, match):
     assert "split.csv" in str(err.value)
 
 
-def test_split_csv_in_another_encoding_is_a_dataset_error(tmp_path):
+def test_split_csv_with_legacy_encoded_names_and_binary_junk(tmp_path):
+    """A split CSV is read as the file system names files: a Latin-1 row naming a
+    Latin-1 file name finds that file; a CSV with NUL bytes is a DatasetError."""
     root = write_tone_dataset(tmp_path / "data", species=("high", "low"), individuals=1,
                               recordings=1, seconds=1.0)
-    (tmp_path / "split.csv").write_bytes("path,split\nhigh/é.wav,train\n".encode("latin-1"))
-    with pytest.raises(DatasetError, match="UTF-8"):
-        split_from_csv(index_dataset(root), tmp_path / "split.csv")
+    odd = os.fsdecode(os.fsencode(str(root / "high")) + b"/caf\xe9.wav")
+    shutil.copy(root / "high" / "high_ind01_rec01.wav", odd)
+    index = index_dataset(root)
+    (tmp_path / "split.csv").write_bytes(b"path,split\nhigh/caf\xe9.wav,test\n")
+    parts = split_from_csv(index, tmp_path / "split.csv")
+    assert [str(r.path) for r in parts["test"].recordings] == [odd]
+    (tmp_path / "junk.csv").write_bytes(b"path,split\nhigh/a\0.wav,train\n")
+    with pytest.raises(DatasetError, match="junk.csv"):
+        split_from_csv(index, tmp_path / "junk.csv")
+
+
+def test_text_reports_keep_file_names_that_are_not_utf8(tmp_path):
+    """A report listing a skipped file whose name is not valid UTF-8 is written (the
+    name's original bytes), instead of failing the finished run."""
+    from birdsong._io import atomic_write_text
+
+    name = os.fsdecode(b"caf\xe9.wav")
+    atomic_write_text(tmp_path / "report.md", f"- `{name}`: cannot decode\n")
+    assert (tmp_path / "report.md").read_bytes() == b"- `caf\xe9.wav`: cannot decode\n"
 
 
 # ======================================================================= 2. interrupts

@@ -66,7 +66,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return Path(path)
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
+def atomic_write_text(path: str | os.PathLike, text: str, *,
+                      errors: str = "surrogateescape") -> Path:
+    """Write UTF-8 text atomically. A file name that is not valid UTF-8 (decoded by
+    Python with surrogate escapes) is written back as its original bytes instead of
+    failing the whole report; read such files with ``errors="surrogateescape"``."""
+    with atomic_open(path, "w", encoding="utf-8", errors=errors, newline="") as fh:
         fh.write(text)
     return Path(path)

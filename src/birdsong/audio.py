@@ -99,13 +99,35 @@ def _native_path(source: str | os.PathLike):
     return path
 
 
+class _Guarded:
+    """A file object for libsndfile's callbacks: a seek the object refuses (libsndfile
+    asks for negative offsets in damaged files) reports "no move" instead of raising
+    inside a C callback, where the exception would only be printed."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self.name = _name(f)
+
+    def read(self, n: int = -1) -> bytes:
+        return self._f.read(n)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        try:
+            return self._f.seek(offset, whence)
+        except (ValueError, OSError):
+            return self._f.tell()
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+
 def _open(source: Source):
     import soundfile as sf
 
     _check_path(source)
     try:
         return sf.SoundFile(_native_path(source) if isinstance(source, (str, os.PathLike))
-                            else source)
+                            else _Guarded(source))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, EOFError) as exc:
         why = str(exc)
         if "does not exist or is not a regular file" in why:

@@ -260,7 +260,8 @@ def split_from_csv(index: DatasetIndex, csv_path: str | os.PathLike
     by_path = {r.path.relative_to(index.root).as_posix(): r for r in index.recordings}
     parts: dict[str, list[Recording]] = defaultdict(list)
     try:
-        with open(csv_path, newline="", encoding="utf-8") as fh:
+        # surrogateescape: rows may name files whose names are not valid UTF-8
+        with open(csv_path, newline="", encoding="utf-8", errors="surrogateescape") as fh:
             reader = csv.DictReader(fh)
             if not reader.fieldnames or not {"path", "split"} <= set(reader.fieldnames):
                 raise DatasetError(f"{csv_path}: needs a header with the columns 'path' and "
@@ -283,8 +284,8 @@ def split_from_csv(index: DatasetIndex, csv_path: str | os.PathLike
                     raise DatasetError(f"{csv_path}, line {line}: label {label!r} disagrees "
                                        f"with the folder {rec.label!r}")
                 parts[split.strip().lower()].append(rec)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise DatasetError(f"{csv_path}: not a readable UTF-8 CSV file ({exc})") from exc
+    except csv.Error as exc:
+        raise DatasetError(f"{csv_path}: not a readable CSV file ({exc})") from exc
     missing = len(index.recordings) - sum(len(v) for v in parts.values())
     if missing:
         log.warning("%d indexed file(s) are not named in %s and are left out", missing,

@@ -72,6 +72,11 @@ def run_demo(out_dir: str = "birdsong-demo", *, weights: str = "imagenet", seed:
     summary = synth.write_demo_dataset(data, species=species, seed=seed,
                                        individuals=3, recordings_per_individual=2 if fast
                                        else 3, duration_seconds=6.0 if fast else 8.0)
+    rate = 32000
+    for i in range(9):  # a "no bird" class, so that gaps in long recordings stay quiet
+        _write(data / "_Background" / f"background_{i + 1:02d}.wav",
+               synth.background(duration_seconds=6.0 if fast else 8.0, sample_rate=rate,
+                                seed=seed * 100 + i), rate)
     first = sorted((data / summary.species[0]).iterdir())[0]
     render_recording(first, out / "spectrogram.png", windows=True)
 
@@ -102,7 +107,6 @@ def run_demo(out_dir: str = "birdsong-demo", *, weights: str = "imagenet", seed:
     clf = Classifier(result.tflite_path)
     print("[5/5] predicting new birds (never heard in training) with LiteRT:")
     correct = 0
-    rate = config.features.sample_rate
     for i, name in enumerate(summary.species):
         clip = synth.recording(name, duration_seconds=6.0, sample_rate=rate,
                                individual=100 + i, seed=seed + 1000 + i)

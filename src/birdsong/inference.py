@@ -32,7 +32,12 @@ from .audio import MAX_ABS_SAMPLE, Window, activity, frame, resample, stream_win
 from .config import FeatureConfig, from_dict
 from .errors import InvalidParameterError, MissingDependencyError, ModelError
 
-__all__ = ["Classifier", "Detection", "Prediction", "WindowScores", "predict",
+#: Class names (case-insensitive, leading/trailing "_" ignored) that mean "no bird":
+#: a model trained with such a folder says so in the gaps of a long recording, and
+#: these classes never become detections.
+BACKGROUND_LABELS = frozenset({"background", "noise", "silence", "no_bird", "nocall"})
+
+__all__ = ["BACKGROUND_LABELS", "Classifier", "Detection", "Prediction", "WindowScores", "predict",
            "resolve_model"]
 
 log = logging.getLogger(__name__)
@@ -122,7 +127,7 @@ class Classifier:
 
     def __init__(self, model: str | os.PathLike, *, labels: Sequence[str] | None = None,
                  sample_rate: int | None = None, num_threads: int | None = None) -> None:
-        from .metadata import _parse, read_metadata
+        from .metadata import has_metadata, read_labels, read_metadata
 
         path = Path(model)
         if path.is_dir():
@@ -138,10 +143,11 @@ class Classifier:
                              "corrupt or another format)")
         if sample_rate is not None:
             _check_rate(sample_rate)
-        # the structure first, so that a damaged file is called damaged, naming the path
-        parsed = _parse(data, str(path))
+        # the structure first, so that a damaged file is called damaged (ModelError
+        # naming the path), not "without metadata"
+        read_labels(path)
         self.info = None
-        if parsed["metadata"] is not None:
+        if has_metadata(data):
             try:
                 self.info = read_metadata(path)
             except ModelError:
@@ -340,9 +346,11 @@ class Classifier:
         total = results[-1].end
         events: list[Detection] = []
         runs: list[list[Any]] = []  # [label index, first, last, best score]
+        background = {i for i, name in enumerate(self.labels)
+                      if name.strip("_ ").lower() in BACKGROUND_LABELS}
         for k, r in enumerate(results):
             best = int(np.argmax(r.scores))
-            if r.scores[best] < min_score:
+            if r.scores[best] < min_score or best in background:
                 continue
             if runs and runs[-1][0] == best and runs[-1][2] == k - 1:
                 runs[-1][2], runs[-1][3] = k, max(runs[-1][3], float(r.scores[best]))

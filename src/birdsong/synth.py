@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_SPECIES",
     "DemoDatasetSummary",
     "SongEvent",
+    "background",
     "long_recording",
     "recording",
     "song",
@@ -487,6 +488,24 @@ def recording(
             start = int(rng.integers(0, max(n - len(x), 0) + 1))
         _add(mix, x, start, rng.uniform(lo, hi))
     for _ in range(int(rng.poisson(duration / 12))):
+        _add(mix, _distractor(rng, sr), int(rng.integers(0, n)), rng.uniform(-6, 6))
+    return _finish(mix, rng)
+
+
+def background(
+    *, duration_seconds: float = 10.0, sample_rate: int = 32000, seed: int = 0
+) -> np.ndarray:
+    """A recording with no bird of any species: noise, wind and the odd distractor chirp.
+
+    Written as a ``_Background`` class by ``birdsong demo`` so that the classifier can
+    say "no bird here" in the gaps of a long recording.
+    """
+    func = "background"
+    sr, seed = _rate(func, sample_rate), _int(func, "seed", seed)
+    n = max(round(_float(func, "duration_seconds", duration_seconds, positive=True) * sr), 1)
+    rng = _rng("background", seed)
+    mix = _background(rng, n, sr)
+    for _ in range(int(rng.poisson(duration_seconds / 12))):
         _add(mix, _distractor(rng, sr), int(rng.integers(0, n)), rng.uniform(-6, 6))
     return _finish(mix, rng)
 

@@ -220,6 +220,12 @@ def train(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
     keras.utils.set_random_seed(config.seed)
 
     index = index_dataset(data_dir, group_pattern=config.group_pattern)
+    if index.kind == "images":
+        raise DatasetError(
+            f"{data_dir}: holds spectrogram PNGs (the original notebook's format). birdsong "
+            "trains from the recordings themselves, so that the exported model takes raw "
+            "audio and computes the same spectrogram inside; point train at the folder of "
+            "recordings those images were made from.")
     if resume and (run_dir / "split.csv").exists():
         train_idx, val_idx = _read_split(run_dir, index)
     elif validation_dir is not None:
