@@ -64,7 +64,7 @@ class FeatureConfig:
     stft_hop_seconds: float = 0.0125
     n_mels: int = 128
     fmin: float = 50.0
-    fmax: float = 15000.0
+    fmax: float | None = None  # None: min(15000, sample_rate / 2)
     db_range: float = 80.0
     min_reference_db: float = -50.0
     image_size: int = 224
@@ -82,6 +82,8 @@ class FeatureConfig:
                "at least one sample long")
         _number(own, "n_mels", self.n_mels, low=8, high=512, integer=True)
         _number(own, "fmin", self.fmin, low=0.0)
+        if self.fmax is None:
+            object.__setattr__(self, "fmax", min(15000.0, self.sample_rate / 2))
         _number(own, "fmax", self.fmax, low=0.0, low_open=True)
         _check(own, "fmax", self.fmax, self.fmax <= self.sample_rate / 2,
                f"<= sample_rate/2 ({self.sample_rate / 2:g})")

@@ -270,7 +270,7 @@ class Classifier:
 
     def predict(self, source: str | os.PathLike | BinaryIO | np.ndarray, *,
                 sample_rate: int | None = None, overlap: float = 0.0, top_k: int = 3,
-                min_score: float = 0.5, batch_windows: int = 64,
+                min_score: float = 0.5, batch_windows: int = 32,
                 block_seconds: float = 60.0) -> Prediction:
         """Classify a clip or a long recording.
 

@@ -86,7 +86,8 @@ def _write_split(run_dir: Path, train: DatasetIndex, val: DatasetIndex) -> None:
 def _read_split(run_dir: Path, index: DatasetIndex) -> tuple[DatasetIndex, DatasetIndex]:
     by_path = {r.path.relative_to(index.root).as_posix(): r for r in index.recordings}
     parts: dict[str, list] = {"train": [], "validation": []}
-    with open(run_dir / "split.csv", newline="", encoding="utf-8") as fh:
+    with open(run_dir / "split.csv", newline="", encoding="utf-8",
+              errors="surrogateescape") as fh:
         for row in csv.DictReader(fh):
             rec = by_path.get(row["path"])
             if rec is not None:
@@ -256,6 +257,8 @@ def train(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
         model = build_model(labels, config, load_weights=not resuming)
         if resuming:
             model.load_weights(checkpoint)
+            if state.data["phase"] == 2 and state.data["epoch"] == 0:
+                _restore_best(run_dir, model)  # phase 2 starts from phase 1's best
             log.info("resumed at phase %d epoch %d", state.data["phase"], state.data["epoch"])
 
         # phase 1: frozen backbone on cached features
