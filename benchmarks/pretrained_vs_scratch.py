@@ -1,25 +1,25 @@
 """Train on the demo dataset twice, from scratch and from a pretrained backbone, and
 print per-recording accuracy on held-out birds with wall times.
 
-    python benchmarks/pretrained_vs_scratch.py [--image-size 128] [--out DIR]
+    python benchmarks/pretrained_vs_scratch.py [--out DIR]
 
-Both runs use the same configuration (TrainConfig defaults, alpha 1.0, the given image
-size; the demo's epoch counts) and the same split by individual bird; they differ only
-in ``weights``: ``None`` (random initialisation, whole network trained) versus the
-offline MobileNetV2 backbone in ``../shared/weights/`` (skipped when absent; it is not
-the official ImageNet file, see its PROVENANCE.md).
+Each run uses the configuration ``birdsong demo`` uses for its weights
+(``birdsong.demo.demo_config``): from scratch (``weights=None``: alpha 0.35, 96 px, the
+whole network trained for up to 40 epochs) and pretrained (the offline MobileNetV2
+backbone in ``../shared/weights/``, alpha 1.0, 128 px, 20 head epochs on cached
+features + 4 fine-tuning epochs; skipped when the file is absent; it is not the
+official ImageNet file, see its PROVENANCE.md). Same data, same split by individual.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import tempfile
 import time
 from pathlib import Path
 
-from birdsong.config import FeatureConfig, TrainConfig
+from birdsong.demo import demo_config
 from birdsong.synth import write_demo_dataset
 from birdsong.training import train
 
@@ -29,7 +29,6 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "weights" / \
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--out", default=None, help="work folder (default: a temp dir)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -37,14 +36,9 @@ def main() -> None:
     data = out / "data"
     if not data.exists():
         write_demo_dataset(data, seed=args.seed)
-    base = TrainConfig(features=FeatureConfig(image_size=args.image_size), alpha=1.0,
-                       seed=args.seed, max_windows_per_recording=6, patience=4)
-    runs = {"scratch": dataclasses.replace(base, weights=None, epochs_frozen=1,
-                                           epochs_finetune=10, finetune_learning_rate=1e-3)}
+    runs = {"scratch": demo_config(weights=None, seed=args.seed)}
     if SHARED.exists():
-        runs["pretrained"] = dataclasses.replace(base, weights=str(SHARED), epochs_frozen=20,
-                                                 epochs_finetune=4,
-                                                 finetune_learning_rate=1e-4)
+        runs["pretrained"] = demo_config(weights=str(SHARED), seed=args.seed)
     else:
         print(f"(no offline backbone at {SHARED}: pretrained run skipped)")
     results = {}

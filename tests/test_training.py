@@ -142,3 +142,16 @@ def test_evaluate_keras_and_tflite_agree(trained_run):
     assert a["per_window"]["n"] == b["per_window"]["n"] > 0
     assert a["per_recording"]["confusion_matrix"] == b["per_recording"]["confusion_matrix"]
     assert abs(a["per_window"]["macro_roc_auc"] - b["per_window"]["macro_roc_auc"]) < 1e-3
+
+
+def test_mirrored_strategy_trains(tmp_path):
+    """`--strategy mirrored` builds and trains under tf.distribute (one CPU replica here;
+    every local GPU on a machine that has them)."""
+    data = write_tone_dataset(tmp_path / "data")
+    result = training.train(data, tmp_path / "run", config=tiny_config(epochs_frozen=1,
+                                                                       epochs_finetune=1),
+                            strategy="mirrored", export=False)
+    assert len(result.history["phase2"]) == 1 and result.model_path.exists()
+    with pytest.raises(ValueError, match="'strategy'"):
+        training.train(data, tmp_path / "run2", config=tiny_config(), strategy="tpu-pod")
+    assert not (tmp_path / "run2").exists()

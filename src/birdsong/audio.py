@@ -7,7 +7,6 @@ recording is walked window by window in bounded memory with :func:`stream_window
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import sys
@@ -419,9 +418,3 @@ def _frame_energy_db(w: np.ndarray, sample_rate: int) -> np.ndarray:
     frames = (emph[:, : n_frames * hop].reshape(w.shape[0], n_frames, -1)
               if emph.shape[1] >= hop else emph[:, None, :])
     return 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=2) + 1e-12)
-
-
-def read_bytes(data: bytes, *, sample_rate: int | None = DEFAULT_SAMPLE_RATE
-               ) -> tuple[np.ndarray, int]:
-    """Decode audio held in memory (e.g. an upload)."""
-    return load_audio(io.BytesIO(data), sample_rate=sample_rate)

@@ -12,7 +12,7 @@ import json
 import math
 import os
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -262,11 +262,3 @@ def load_config(cls: type[C], path: str | os.PathLike) -> C:
     except (OSError, ValueError) as exc:
         raise InvalidParameterError(f"Cannot read {cls.__name__} from {p}: {exc}") from exc
     return from_dict(cls, data)
-
-
-def replace(config: C, **changes: Any) -> C:
-    """``dataclasses.replace`` that re-validates."""
-    return dataclasses.replace(config, **changes)  # type: ignore[type-var]
-
-
-Validator = Callable[[Any], None]

@@ -16,7 +16,7 @@ import numpy as np
 from ._io import atomic_path
 from .audio import frame, load_audio
 from .config import FeatureConfig
-from .errors import require
+from .plots import pyplot, save_figure
 
 __all__ = ["model_images", "render_recording", "save_image_png"]
 
@@ -27,14 +27,6 @@ def _frontend(config: FeatureConfig):
     from .features import MelSpectrogram
 
     return MelSpectrogram(config)
-
-
-def _pyplot():
-    matplotlib = require("matplotlib", purpose="draw spectrogram images")
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def model_images(signal: np.ndarray, *, config: FeatureConfig,
@@ -54,7 +46,7 @@ def model_images(signal: np.ndarray, *, config: FeatureConfig,
 
 def save_image_png(image: np.ndarray, path: str | os.PathLike) -> Path:
     """Write one model image (H, W, 3) in [-1, 1] as an 8-bit grey PNG, atomically."""
-    plt = _pyplot()
+    plt = pyplot()
     grey = np.clip((np.asarray(image)[..., 0] + 1.0) * 127.5, 0, 255).astype(np.uint8)
     with atomic_path(path, suffix=".png") as tmp:
         plt.imsave(tmp, grey, cmap="gray", vmin=0, vmax=255)
@@ -87,7 +79,7 @@ def render_recording(source, out_png: str | os.PathLike, *, config: FeatureConfi
     layer = _frontend(config)
     db = np.asarray(layer.decibels(signal[None]))[0].T  # (n_mels, frames)
     duration = signal.size / rate
-    plt = _pyplot()
+    plt = pyplot()
     images = starts = None
     if windows:
         images, starts = model_images(signal, config=config, hop_seconds=hop_seconds)
@@ -111,8 +103,4 @@ def render_recording(source, out_png: str | os.PathLike, *, config: FeatureConfi
             sub.imshow(img[..., 0], cmap="gray", vmin=-1, vmax=1)
             sub.set_title(f"{start:.1f}-{start + config.clip_seconds:.1f} s", fontsize=8)
             sub.axis("off")
-    fig.tight_layout()
-    with atomic_path(out_png, suffix=".png") as tmp:
-        fig.savefig(tmp)
-    plt.close(fig)
-    return Path(out_png)
+    return save_figure(fig, out_png)

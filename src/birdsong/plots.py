@@ -11,21 +11,31 @@ import numpy as np
 from ._io import atomic_path
 from .errors import require
 
-__all__ = ["plot_confusion_matrix", "plot_learning_curves"]
+__all__ = ["plot_confusion_matrix", "plot_learning_curves", "pyplot", "save_figure"]
 
 
-def _pyplot():
-    matplotlib = require("matplotlib", purpose="draw plots")
+def pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend (no screen needed)."""
+    matplotlib = require("matplotlib", purpose="draw plots and spectrogram images")
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     return plt
 
 
+def save_figure(fig, out_png: str | os.PathLike) -> Path:
+    """Save a figure atomically as PNG and close it."""
+    fig.tight_layout()
+    with atomic_path(out_png, suffix=".png") as tmp:
+        fig.savefig(tmp)
+    pyplot().close(fig)
+    return Path(out_png)
+
+
 def plot_learning_curves(history: dict[str, list[dict[str, float]]],
                          out_png: str | os.PathLike) -> Path:
     """Accuracy and loss, training vs validation, both phases, the boundary marked."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = history.get("phase1", []) + history.get("phase2", [])
     boundary = len(history.get("phase1", []))
     epochs = np.arange(1, len(rows) + 1)
@@ -45,18 +55,14 @@ def plot_learning_curves(history: dict[str, list[dict[str, float]]],
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle("Learning curves")
-    fig.tight_layout()
-    with atomic_path(out_png, suffix=".png") as tmp:
-        fig.savefig(tmp)
-    plt.close(fig)
-    return Path(out_png)
+    return save_figure(fig, out_png)
 
 
 def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str],
                           out_png: str | os.PathLike, *, title: str = "Confusion matrix"
                           ) -> Path:
     """Row-normalised confusion matrix with counts written in the cells."""
-    plt = _pyplot()
+    plt = pyplot()
     cm = np.asarray(matrix, dtype=float)
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
@@ -75,8 +81,4 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str]
     ax.set_ylabel("true")
     ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of true species")
-    fig.tight_layout()
-    with atomic_path(out_png, suffix=".png") as tmp:
-        fig.savefig(tmp)
-    plt.close(fig)
-    return Path(out_png)
+    return save_figure(fig, out_png)

@@ -200,6 +200,7 @@ def train(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
     from .model import build_model, feature_extractor, head_model, set_fine_tuning
     from .plots import plot_learning_curves
 
+    distribution = _strategy(strategy)  # a bad name fails before anything is written
     run_dir = Path(output_dir)
     if resume:
         if not (run_dir / "config.json").exists():
@@ -251,7 +252,7 @@ def train(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
     monitor = "val_loss" if has_val else "loss"
     fit_verbose = 2 if verbose else 0
 
-    with _strategy(strategy).scope():
+    with distribution.scope():
         checkpoint = run_dir / "checkpoint.weights.h5"
         resuming = resume and checkpoint.exists()
         model = build_model(labels, config, load_weights=not resuming)
@@ -263,15 +264,20 @@ def train(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
 
         # phase 1: frozen backbone on cached features
         train_ids = make_dataset(train_idx, config, training=False, skips=skips, with_ids=True)
-        xtr, ytr, _ = _extract(feature_extractor(model), train_ids, verbose=verbose,
-                               desc="caching training features")
-        if len(xtr) == 0:
+        phase1 = state.data["phase"] == 1 and state.data["epoch"] < config.epochs_frozen
+        if phase1:
+            xtr, ytr, _ = _extract(feature_extractor(model), train_ids, verbose=verbose,
+                                   desc="caching training features")
+        else:  # only the labels are needed (class weights): decode, no network pass
+            ytr = np.concatenate([np.asarray(y) for _, y, _ in train_ids] or
+                                 [np.zeros((0, len(labels)))])
+        if len(ytr) == 0:
             raise DatasetError(f"{data_dir}: no training window could be decoded")
         weights = (_class_weights(ytr, len(labels)) if config.class_weighting
                    else [1.0] * len(labels))
         val_plain = (make_dataset(val_idx, config, training=False, skips=skips,
                                   with_ids=True) if has_val else None)
-        if state.data["phase"] == 1 and state.data["epoch"] < config.epochs_frozen:
+        if phase1:
             tf = require("tensorflow")
             xva, yva, _ = (_extract(feature_extractor(model), val_plain, verbose=verbose,
                                     desc="caching validation features")
