@@ -127,7 +127,7 @@ class Classifier:
 
     def __init__(self, model: str | os.PathLike, *, labels: Sequence[str] | None = None,
                  sample_rate: int | None = None, num_threads: int | None = None) -> None:
-        from .metadata import has_metadata, read_labels, read_metadata
+        from .metadata import read_labels, read_metadata
 
         path = Path(model)
         if path.is_dir():
@@ -143,16 +143,17 @@ class Classifier:
                              "corrupt or another format)")
         if sample_rate is not None:
             _check_rate(sample_rate)
-        # the structure first, so that a damaged file is called damaged (ModelError
-        # naming the path), not "without metadata"
-        read_labels(path)
         self.info = None
-        if has_metadata(data):
-            try:
-                self.info = read_metadata(path)
-            except ModelError:
-                if not labels:
-                    raise
+        try:
+            self.info = read_metadata(path)
+        except ModelError as exc:
+            # A damaged file is called damaged (this raises, naming the path) even when
+            # labels are given; a sound model without metadata runs with given labels.
+            read_labels(path)
+            if not labels:
+                raise ModelError(f"{path}: this .tflite has no birdsong metadata; pass "
+                                 "labels=[...] (and sample_rate=) or export it with "
+                                 f"`birdsong export`. ({exc})") from exc
         if self.info is not None:
             self.labels = tuple(labels) if labels else self.info.labels
             settings = self.info.settings
@@ -163,12 +164,8 @@ class Classifier:
             except (InvalidParameterError, TypeError, ValueError) as exc:
                 raise ModelError(f"{path}: the audio settings in its metadata are unusable "
                                  f"({exc})") from exc
-        else:
-            if not labels:
-                raise ModelError(f"{path}: this .tflite has no birdsong metadata (labels, "
-                                 "sample rate); pass labels=[...] (and sample_rate=) "
-                                 "or export it with `birdsong export`")
-            self.labels = tuple(labels)
+        else:  # no metadata: labels given (checked above), sample rate given or 32 kHz
+            self.labels = tuple(labels or ())
             self.features = None
         try:
             self._interpreter = _interpreter_class()(model_content=data,
