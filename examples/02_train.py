@@ -52,7 +52,7 @@ def fast_config() -> birdsong.TrainConfig:
 
 def make_config(weights: str | None, *, fast: bool, demo_data: bool) -> birdsong.TrainConfig:
     """The settings for a run; ``weights`` None means the default for the mode."""
-    from birdsong.config import replace
+    from dataclasses import replace
 
     if fast:
         config = fast_config()
