@@ -126,3 +126,22 @@ def test_info_and_evaluate_json(trained_run, capsys):
     assert main(["evaluate", str(trained_run.tflite_path), str(data), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["per_recording"]["n"] == 18
+
+
+def test_train_and_export_from_the_command_line(tmp_path, capsys):
+    from conftest import write_tone_dataset
+
+    data = write_tone_dataset(tmp_path / "data")
+    run = tmp_path / "run"
+    assert main(["train", str(data), "-o", str(run), "--weights", "none", "--alpha", "0.35",
+                 "--image-size", "32", "--clip-seconds", "1", "--sample-rate", "16000",
+                 "--epochs-frozen", "1", "--epochs-finetune", "1", "--batch-size", "8",
+                 "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "validation: per recording top-1" in out and str(run / "model.tflite") in out
+    config = json.loads((run / "config.json").read_text())
+    assert config["features"]["sample_rate"] == 16000 and config["features"]["fmax"] == 8000
+    assert config["seed"] == 3 and config["weights"] is None
+    assert main(["export", str(run), "-o", str(tmp_path / "b16.tflite"), "--quantize",
+                 "float16"]) == 0
+    assert "top-1 agreement with float32" in capsys.readouterr().out

@@ -63,6 +63,8 @@ def _train_config(args: argparse.Namespace):
                        ("sample_rate", args.sample_rate)):
         if value is not None:
             feats[key] = value
+    if args.sample_rate is not None and (feats.get("fmax") or 0) > args.sample_rate / 2:
+        feats["fmax"] = None  # min(15 kHz, the new Nyquist frequency)
     for key in ("alpha", "weights", "epochs_frozen", "epochs_finetune", "batch_size", "seed",
                 "fine_tune_from", "learning_rate", "finetune_learning_rate",
                 "validation_fraction", "patience"):
