@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .errors import AudioError, InvalidParameterError
+from .errors import AudioError, InvalidParameterError, parameter_error
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -27,6 +27,7 @@ __all__ = [
     "Window",
     "activity",
     "audio_info",
+    "check_sample_rate",
     "frame",
     "is_audio_file",
     "load_audio",
@@ -170,13 +171,17 @@ def audio_info(source: Source) -> AudioInfo:
     return info
 
 
-def _validate_rate(sample_rate: int | None) -> None:
-    if sample_rate is not None and (
-            not isinstance(sample_rate, (int, np.integer)) or isinstance(sample_rate, bool)
+def check_sample_rate(sample_rate: object, *, optional: bool = False) -> int | None:
+    """An int in [1000, 768000] (an integral float is accepted); ``None`` if optional."""
+    if sample_rate is None and optional:
+        return None
+    if isinstance(sample_rate, float) and sample_rate.is_integer():
+        sample_rate = int(sample_rate)
+    if (not isinstance(sample_rate, (int, np.integer)) or isinstance(sample_rate, bool)
             or not 1000 <= sample_rate <= 768000):
-        raise InvalidParameterError(
-            "The 'sample_rate' parameter must be an int in [1000, 768000] or None. "
-            f"Got {sample_rate!r} instead.")
+        raise parameter_error("sample_rate", "an int in [1000, 768000]"
+                              + (" or None" if optional else ""), sample_rate)
+    return int(sample_rate)
 
 
 def _to_mono(block: np.ndarray) -> np.ndarray:
@@ -269,7 +274,7 @@ def load_audio(source: Source, *, sample_rate: int | None = DEFAULT_SAMPLE_RATE,
         message names the file. A WAV or MP3 cut short yields the samples present; a
         FLAC cut mid-stream raises ("decoding failed part-way").
     """
-    _validate_rate(sample_rate)
+    sample_rate = check_sample_rate(sample_rate, optional=True)
     if max_seconds is not None and not (isinstance(max_seconds, (int, float))
                                         and np.isfinite(max_seconds) and max_seconds > 0):
         raise InvalidParameterError("The 'max_seconds' parameter must be a number > 0 or "
@@ -356,7 +361,7 @@ def stream_windows(source: Source, *, sample_rate: int = DEFAULT_SAMPLE_RATE,
     zero padding of the tail) while holding only about ``block_seconds`` of audio.
     ``end`` is the window's end in the recording, clipped to the recording's length.
     """
-    _validate_rate(sample_rate)
+    sample_rate = check_sample_rate(sample_rate)
     size, hop = _hop_samples(clip_seconds, hop_seconds, sample_rate)
     buf = np.zeros(0, np.float32)
     offset = 0  # sample index of buf[0] in the recording

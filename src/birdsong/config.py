@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import InvalidParameterError
+from .errors import InvalidParameterError, parameter_error
 
 __all__ = ["AugmentConfig", "FeatureConfig", "TrainConfig", "load_config", "save_config"]
 
@@ -27,9 +27,7 @@ C = TypeVar("C")
 def _check(owner: str, name: str, value: Any, ok: bool, requirement: str) -> None:
     """Raise the one message template used for every bad parameter."""
     if not ok:
-        raise InvalidParameterError(
-            f"The {name!r} parameter of {owner} must be {requirement}. Got {value!r} instead."
-        )
+        raise parameter_error(name, requirement, value, owner=owner)
 
 
 def _number(owner: str, name: str, value: Any, *, low: float | None = None,

@@ -14,6 +14,7 @@ __all__ = [
     "InvalidParameterError",
     "MissingDependencyError",
     "ModelError",
+    "parameter_error",
 ]
 
 
@@ -39,6 +40,15 @@ class ModelError(BirdsongError, RuntimeError):
 
 class MissingDependencyError(BirdsongError, ImportError):
     """An optional dependency (an extra) is needed for this operation."""
+
+
+def parameter_error(name: str, requirement: str, value: object, *,
+                    owner: str | None = None) -> InvalidParameterError:
+    """The one message for a bad parameter, naming it and the value received:
+    ``The 'fmax' parameter of FeatureConfig must be <= 16000. Got 20000.0 instead.``"""
+    where = f" of {owner}" if owner else ""
+    return InvalidParameterError(
+        f"The {name!r} parameter{where} must be {requirement}. Got {value!r} instead.")
 
 
 def require(module: str, *, extra: str = "train", purpose: str = ""):

@@ -28,7 +28,15 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .audio import MAX_ABS_SAMPLE, Window, activity, frame, resample, stream_windows
+from .audio import (
+    MAX_ABS_SAMPLE,
+    Window,
+    activity,
+    check_sample_rate,
+    frame,
+    resample,
+    stream_windows,
+)
 from .config import FeatureConfig, from_dict
 from .errors import InvalidParameterError, MissingDependencyError, ModelError
 
@@ -142,7 +150,7 @@ class Classifier:
             raise ModelError(f"{path}: not a TFLite model (no TFL3 identifier; truncated, "
                              "corrupt or another format)")
         if sample_rate is not None:
-            _check_rate(sample_rate)
+            check_sample_rate(sample_rate)
         self.info = None
         try:
             self.info = read_metadata(path)
@@ -250,7 +258,7 @@ class Classifier:
             if sample_rate is None:
                 raise InvalidParameterError("The 'sample_rate' parameter is needed with an "
                                             "array source. Got None instead.")
-            rate = _check_rate(sample_rate)
+            rate = check_sample_rate(sample_rate)
             signal = _check_array(source)
             if signal.ndim == 2:
                 signal = signal.mean(axis=1 if signal.shape[1] <= 8 else 0, dtype=np.float32)
@@ -362,17 +370,6 @@ class Classifier:
                 start, end = max(0.0, centre - hop / 2), min(total, centre + hop / 2)
             events.append(Detection(start, min(end, total), self.labels[label], score))
         return events
-
-
-def _check_rate(sample_rate: Any) -> int:
-    """An int in [1000, 768000] (an integral float is accepted), as ``load_audio``."""
-    if isinstance(sample_rate, float) and sample_rate.is_integer():
-        sample_rate = int(sample_rate)
-    if (not isinstance(sample_rate, (int, np.integer)) or isinstance(sample_rate, bool)
-            or not 1000 <= sample_rate <= 768000):
-        raise InvalidParameterError("The 'sample_rate' parameter must be an int in "
-                                    f"[1000, 768000]. Got {sample_rate!r} instead.")
-    return int(sample_rate)
 
 
 def _check_array(source: np.ndarray) -> np.ndarray:

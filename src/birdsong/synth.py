@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from birdsong._io import atomic_path
-from birdsong.errors import InvalidParameterError
+
+from .errors import InvalidParameterError, parameter_error
 
 __all__ = [
     "DEFAULT_SPECIES",
@@ -352,9 +353,7 @@ def _finish(mix: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- validation
 def _bad(func: str, name: str, requirement: str, value: object) -> InvalidParameterError:
-    return InvalidParameterError(
-        f"The {name!r} parameter of {func} must be {requirement}. Got {value!r} instead."
-    )
+    return parameter_error(name, requirement, value, owner=func)
 
 
 def _int(func: str, name: str, value: object, low: int | None = None, high: int = 0) -> int:
