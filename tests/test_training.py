@@ -155,3 +155,14 @@ def test_mirrored_strategy_trains(tmp_path):
     with pytest.raises(ValueError, match="'strategy'"):
         training.train(data, tmp_path / "run2", config=tiny_config(), strategy="tpu-pod")
     assert not (tmp_path / "run2").exists()
+
+
+def test_same_seed_same_model(tmp_path):
+    data = write_tone_dataset(tmp_path / "data")
+    config = tiny_config(epochs_frozen=2, epochs_finetune=1)
+    a = training.train(data, tmp_path / "a", config=config, export=False)
+    b = training.train(data, tmp_path / "b", config=config, export=False)
+    assert a.history == b.history
+    wa = load_keras_model(a.model_path).get_weights()
+    wb = load_keras_model(b.model_path).get_weights()
+    assert all(np.array_equal(x, y) for x, y in zip(wa, wb))

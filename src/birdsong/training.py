@@ -219,7 +219,7 @@ def train(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
                 f"{str(run_dir)!r}, which holds a run; pass resume=True (--resume) or "
                 "choose another directory.")
     run_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(config.seed)
+    _seed_everything(config.seed)
 
     index = index_dataset(data_dir, group_pattern=config.group_pattern)
     if index.kind == "images":
@@ -356,6 +356,16 @@ def train(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
                "validation_recordings": len(val_idx.recordings), "skipped": len(skipped)}
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return result
+
+
+def _seed_everything(seed: int) -> None:
+    """Same seed, same data, same machine: the same model. Seeds Python, NumPy and
+    TensorFlow and switches on TensorFlow's op determinism for this process (threaded
+    CPU kernels otherwise sum in a varying order and runs drift apart)."""
+    keras = require("keras")
+    tf = require("tensorflow")
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
 
 
 def _remember(path: Path) -> None:
