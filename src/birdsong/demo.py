@@ -30,8 +30,9 @@ def demo_config(*, weights: str | None, seed: int = 0, fast: bool = False) -> Tr
 
     Pretrained (the intended use): MobileNetV2 alpha 1.0 at 128 px, 20 head epochs on
     cached features, then 4 fine-tuning epochs. From scratch (``weights=None``, e.g.
-    offline): alpha 0.35 at 96 px, no frozen phase (a random backbone's features carry
-    nothing to cache), 40 epochs of the whole network on more windows per recording.
+    offline): alpha 0.35 at 128 px, no frozen phase (a random backbone's features carry
+    nothing to cache), up to 60 epochs of the whole network on more windows per
+    recording.
     """
     if fast:
         return TrainConfig(features=FeatureConfig(image_size=96), alpha=0.35, weights=weights,
@@ -42,10 +43,10 @@ def demo_config(*, weights: str | None, seed: int = 0, fast: bool = False) -> Tr
                            weights=weights, seed=seed, epochs_frozen=20, epochs_finetune=4,
                            finetune_learning_rate=1e-4, max_windows_per_recording=6,
                            batch_size=32, patience=4)
-    return TrainConfig(features=FeatureConfig(image_size=96), alpha=0.35, weights=None,
-                       seed=seed, epochs_frozen=0, epochs_finetune=40,
+    return TrainConfig(features=FeatureConfig(image_size=128), alpha=0.35, weights=None,
+                       seed=seed, epochs_frozen=0, epochs_finetune=60,
                        finetune_learning_rate=2e-3, max_windows_per_recording=12,
-                       window_hop_seconds=1.0, batch_size=32, patience=8,
+                       window_hop_seconds=1.0, batch_size=32, patience=12,
                        augment=AugmentConfig(freq_masks=0, time_masks=1))
 
 
