@@ -21,12 +21,11 @@ from typing import Any
 import numpy as np
 
 from ._io import atomic_write_text
-from .audio import load_audio
-from .config import FeatureConfig, TrainConfig, from_dict, load_config
+from .config import FeatureConfig, TrainConfig, from_dict
 from .dataset import DatasetIndex, index_dataset
 from .errors import AudioError, ModelError
 from .metrics import aggregate_by_group, classification_metrics
-from .pipeline import MAX_TRAIN_SECONDS, SkipLog, select_windows
+from .pipeline import SkipLog, recording_windows
 
 __all__ = ["evaluate", "evaluate_index", "write_report"]
 
@@ -45,18 +44,14 @@ def evaluate_index(scorer: Scorer, index: DatasetIndex, *, config: TrainConfig,
     from tqdm.auto import tqdm
 
     labels = list(labels or index.labels)
-    f = config.features
     skips = skips or SkipLog()
 
     def windows_of(path: Path) -> np.ndarray | None:
         try:
-            signal, _ = load_audio(path, sample_rate=f.sample_rate, max_seconds=MAX_TRAIN_SECONDS)
+            return recording_windows(path, config)
         except (AudioError, OSError) as exc:
             skips.add(str(path), str(exc))
             return None
-        return select_windows(signal, features=f, hop_seconds=config.window_hop_seconds,
-                              max_windows=config.max_windows_per_recording,
-                              min_activity=config.min_activity)
 
     scores, y_true, rec_ids, used = [], [], [], []
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
@@ -87,17 +82,11 @@ def evaluate_index(scorer: Scorer, index: DatasetIndex, *, config: TrainConfig,
 
 
 def _keras_scorer(path: Path) -> tuple[Scorer, TrainConfig, list[str]]:
-    from .model import load_keras_model
+    from .model import load_keras_model, read_run
 
-    run_dir = path if path.is_dir() else path.parent
+    config, labels = read_run(path if path.is_dir() else path.parent)
     model = load_keras_model(path)
-    config = (load_config(TrainConfig, run_dir / "config.json")
-              if (run_dir / "config.json").exists() else TrainConfig())
-    labels_file = run_dir / "labels.txt"
-    if not labels_file.exists():
-        raise ModelError(f"{path}: no labels.txt beside the model")
-    labels = labels_file.read_text(encoding="utf-8").split("\n")
-    return (lambda x: np.asarray(model(x, training=False))), config, [s for s in labels if s]
+    return (lambda x: np.asarray(model(x, training=False))), config, labels
 
 
 def _tflite_scorer(path: Path) -> tuple[Scorer, TrainConfig, list[str]]:

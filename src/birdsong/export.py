@@ -28,7 +28,7 @@ import numpy as np
 
 from . import __version__
 from ._io import atomic_write_bytes, atomic_write_text
-from .config import TrainConfig, load_config, to_dict
+from .config import TrainConfig, to_dict
 from .errors import InvalidParameterError, ModelError, require
 
 __all__ = ["QUANTIZATIONS", "convert", "export_model", "representative_windows"]
@@ -44,9 +44,8 @@ def representative_windows(run_dir: str | os.PathLike, config: TrainConfig, *,
     """Up to ``limit`` windows with sound from a run's ``split.csv`` recordings."""
     import csv
 
-    from .audio import load_audio
     from .errors import AudioError
-    from .pipeline import MAX_TRAIN_SECONDS, select_windows
+    from .pipeline import recording_windows
 
     run_dir = Path(run_dir)
     split_file = run_dir / "split.csv"
@@ -58,15 +57,12 @@ def representative_windows(run_dir: str | os.PathLike, config: TrainConfig, *,
         paths = [data_root / row["path"] for row in csv.DictReader(fh) if row["split"] == split]
     rng = np.random.default_rng(seed)
     rng.shuffle(paths)
-    f = config.features
     out: list[np.ndarray] = []
     for p in paths:
         try:
-            signal, _ = load_audio(p, sample_rate=f.sample_rate, max_seconds=MAX_TRAIN_SECONDS)
+            out.extend(recording_windows(p, config, max_windows=4))
         except (AudioError, OSError):
             continue
-        out.extend(select_windows(signal, features=f, hop_seconds=config.window_hop_seconds,
-                                  max_windows=4, min_activity=config.min_activity))
         if len(out) >= limit:
             break
     if not out:
@@ -139,15 +135,9 @@ def convert(model, *, quantize: str = "none",
 
 
 def _run_parts(run_dir: Path, model: Any | None) -> tuple[Any, TrainConfig, list[str]]:
-    from .model import load_keras_model
+    from .model import load_keras_model, read_run
 
-    if not run_dir.is_dir():
-        raise ModelError(f"{run_dir}: expected a run directory (from `birdsong train`)")
-    config = load_config(TrainConfig, run_dir / "config.json")
-    labels_file = run_dir / "labels.txt"
-    if not labels_file.exists():
-        raise ModelError(f"{run_dir}: no labels.txt")
-    labels = [s for s in labels_file.read_text(encoding="utf-8").split("\n") if s]
+    config, labels = read_run(run_dir)
     return (model if model is not None else load_keras_model(run_dir)), config, labels
 
 
@@ -199,13 +189,13 @@ def agreement_with_float32(run_dir: str | os.PathLike, model_path: str | os.Path
     from .inference import Classifier
 
     run_dir = Path(run_dir)
-    keras_model, config, _ = _run_parts(run_dir, None)
+    keras_model, config, labels = _run_parts(run_dir, None)
     windows = representative_windows(run_dir, config, split="validation", limit=limit,
                                      seed=config.seed + 1)
     with tempfile.TemporaryDirectory() as tmp:
         ref_path = Path(tmp) / "float32.tflite"
         ref_path.write_bytes(convert(keras_model))
-        reference = Classifier(ref_path, labels=_run_parts(run_dir, keras_model)[2],
+        reference = Classifier(ref_path, labels=labels,
                                sample_rate=config.features.sample_rate)
         ref = reference.predict_windows(windows)
     got = Classifier(model_path).predict_windows(windows)

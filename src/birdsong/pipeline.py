@@ -21,7 +21,7 @@ from .config import AugmentConfig, FeatureConfig, TrainConfig
 from .dataset import DatasetIndex, Skipped
 from .errors import AudioError, require
 
-__all__ = ["SkipLog", "make_dataset", "select_windows"]
+__all__ = ["SkipLog", "make_dataset", "recording_windows", "select_windows"]
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +65,28 @@ def select_windows(signal: np.ndarray, *, features: FeatureConfig, hop_seconds: 
     return windows[np.sort(keep)]
 
 
+def recording_windows(path: str | os.PathLike, config: TrainConfig, *,
+                      max_windows: int | None = None) -> np.ndarray:
+    """The windows training, evaluation and calibration use from one recording.
+
+    Reads at most ``MAX_TRAIN_SECONDS`` at the model rate and keeps the windows
+    :func:`select_windows` prefers (``max_windows`` defaults to the config's). Raises
+    :class:`~birdsong.errors.AudioError` or ``OSError`` for a file that cannot be used.
+    """
+    f = config.features
+    signal, _ = load_audio(path, sample_rate=f.sample_rate, max_seconds=MAX_TRAIN_SECONDS)
+    return select_windows(signal, features=f, hop_seconds=config.window_hop_seconds,
+                          max_windows=max_windows or config.max_windows_per_recording,
+                          min_activity=config.min_activity)
+
+
 def _loader(config: TrainConfig, skips: SkipLog, max_windows: int):
     f = config.features
 
     def load(path: bytes) -> np.ndarray:
         name = os.fsdecode(path)
         try:
-            signal, _ = load_audio(name, sample_rate=f.sample_rate, max_seconds=MAX_TRAIN_SECONDS)
-            return select_windows(signal, features=f, hop_seconds=config.window_hop_seconds,
-                                  max_windows=max_windows, min_activity=config.min_activity)
+            return recording_windows(name, config, max_windows=max_windows)
         except (AudioError, OSError) as exc:
             skips.add(name, str(exc))
         except Exception as exc:  # a bad file must never stop a run: skip and report it
