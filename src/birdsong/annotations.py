@@ -446,22 +446,28 @@ def index_annotations(folder: str | os.PathLike, *, species_column: str | None =
         if not table.annotations:
             continue
         own = pick(by_stem.get(_table_stem(path), []), path.parent)
+        orphans: list[Annotation] = []
         for a in table.annotations:
             if a.file:
                 exact = [p for p in (path.parent / a.file, root / a.file) if p.is_file()]
                 rec = exact[0] if exact else pick(by_name.get(_basename(a.file), []),
                                                   path.parent)
                 why = f"unknown file {a.file!r} (no such recording under {root})"
+            elif own is None:
+                orphans.append(a)
+                continue
             else:
                 rec = own
-                why = (f"no recording named {_table_stem(path)}.<audio> pairs with this "
-                       "table (or several do)")
             if rec is None:
                 skipped.append(SkippedRow(str(path), a.line, why))
                 continue
             found.setdefault(rec, []).append(replace(a, file=str(rec)))
             if path not in used_tables.setdefault(rec, []):
                 used_tables[rec].append(path)
+        if orphans:  # one record for the table, not one per row
+            skipped.append(SkippedRow(str(path), orphans[0].line, (
+                f"no recording named {_table_stem(path)}.<audio> pairs with this table (or "
+                f"several do); {len(orphans)} row(s) left out")))
 
     wanted = None if labels is None else set(labels)
     recordings: list[AnnotatedRecording] = []
