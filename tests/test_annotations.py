@@ -113,6 +113,10 @@ def test_audacity_labels_with_frequency_lines_and_bad_rows(tmp_path):
         (8.0, 9.25, "Coal Tit\twith tab", None, None, 6)]
     assert set(reasons(parsed.skipped)) == {3, 4, 5, 7}
     assert "not after start" in reasons(parsed.skipped)[3]
+    readme = tmp_path / "README.txt"  # prose beside the recordings: one record, not 3
+    readme.write_text("Recorded at dawn.\n\nMic:\tSM4\nGain 12 dB\n", encoding="utf-8")
+    assert [(s.line, s.reason) for s in read_table(readme).skipped] == [
+        (1, "not an annotation table (no line starts with two times separated by a tab)")]
 
 
 # ------------------------------------------------------------------------------------ CSV

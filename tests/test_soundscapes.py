@@ -116,5 +116,7 @@ def test_soundscape_in_memory_and_bad_arguments():
         soundscape(seconds=2.0)
     with pytest.raises(InvalidParameterError, match="'species'"):
         soundscape(species=[])
+    with pytest.raises(InvalidParameterError, match="'snr_db'"):
+        soundscape(snr_db=(10.0, 0.0))
     with pytest.raises(InvalidParameterError, match="'format'"):
         write_soundscapes("unused", format="mp3")

@@ -40,6 +40,7 @@ a negative for every species ("no bird"). Recordings listed in ``partial`` (or a
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -298,11 +299,13 @@ def read_audacity(path: str | os.PathLike, *, file: str = "") -> AnnotationTable
     """
     path = Path(path)
     table = AnnotationTable(path, "audacity")
-    last_line = -1
+    last_line, timed = -1, 0
     for number, text in enumerate(_read_text(path).splitlines(), start=1):
         if not text.strip():
             continue
         cells = text.split("\t")
+        with contextlib.suppress(ValueError, IndexError):
+            timed += _number(cells[0]) is not None and _number(cells[1]) is not None
         if text.startswith("\\"):
             if last_line == number - 1 and table.annotations and len(cells) >= 3:
                 try:
@@ -320,6 +323,9 @@ def read_audacity(path: str | os.PathLike, *, file: str = "") -> AnnotationTable
         _row(table, number, file, cells[0], cells[1], "\t".join(cells[2:]))
         if len(table.annotations) > count:
             last_line = number
+    if not timed and table.skipped:  # a README, not a label track: one record, not one a line
+        table.skipped = [SkippedRow(str(path), table.skipped[0].line, "not an annotation table "
+                                    "(no line starts with two times separated by a tab)")]
     return table
 
 

@@ -115,7 +115,13 @@ def soundscape(*, species: Sequence[str] = DEFAULT_SPECIES, seconds: float = 60.
     if not (isinstance(overlap_probability, int | float) and 0 <= overlap_probability <= 1):
         raise parameter_error("overlap_probability", "a number in [0, 1]",
                               overlap_probability, owner=owner)
-    lo_snr, hi_snr = (float(v) for v in snr_db)
+    try:
+        lo_snr, hi_snr = (float(v) for v in snr_db)
+    except (TypeError, ValueError):
+        lo_snr = hi_snr = math.nan
+    if not (math.isfinite(lo_snr) and math.isfinite(hi_snr) and lo_snr <= hi_snr):
+        raise parameter_error("snr_db", "a (low, high) pair of finite numbers, low <= high",
+                              snr_db, owner=owner)
     sr = int(sample_rate)
     rng = np.random.default_rng([int(seed) % 2**63, 20260])
     n = round(seconds * sr)
