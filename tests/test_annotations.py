@@ -275,3 +275,21 @@ def test_raven_round_trip_of_detections_and_pairing_by_begin_file(tmp_path):
               for a in again.annotations]
     assert fields == [(a.file, a.start, a.end, a.label, a.low_freq, a.high_freq, a.score,
                        a.line) for a in back.annotations]
+
+
+def test_window_labels_equal_the_rule_written_out_on_a_long_recording():
+    rng = np.random.default_rng(0)
+    starts = rng.uniform(0, 3600, 2500)
+    songs = [Annotation("long.wav", float(a), float(a + d), str(lab)) for a, d, lab in
+             zip(starts, rng.uniform(0.1, 8.0, 2500), rng.choice(["a", "b", "c"], 2500),
+                 strict=True)]
+    windows = np.arange(0.0, 3600.0, 1.0)  # more windows than one block of the computation
+    got = window_labels(songs, windows, clip_seconds=3.0, labels=["a", "b", "c"],
+                        min_overlap=0.3)
+    want = np.zeros_like(got)
+    for a in songs:
+        overlap = np.minimum(a.end, windows + 3.0) - np.maximum(a.start, windows)
+        hit = (overlap > 0) & ((overlap >= 0.3 * (a.end - a.start)) | (overlap >= 0.9))
+        want[hit, "abc".index(a.label)] = 1
+    assert got.sum() > 1000
+    np.testing.assert_array_equal(got, want)

@@ -557,13 +557,15 @@ def window_labels(annotations: Iterable[Annotation], window_starts: Sequence[flo
         return out
     s = np.array([a.start for a in kept])
     e = np.array([a.end for a in kept])
-    overlap = (np.minimum(e[None, :], starts[:, None] + clip_seconds)
-               - np.maximum(s[None, :], starts[:, None]))  # (n_windows, n_selections)
+    col = np.array([column[a.label] for a in kept], dtype=np.int64)
     eps = 1e-9
-    hit = (overlap > eps) & ((overlap + eps >= min_overlap * (e - s)[None, :])
-                             | (overlap + eps >= min_overlap * clip_seconds))
-    rows, cols = np.nonzero(hit)
-    out[rows, np.array([column[kept[c].label] for c in cols], dtype=np.int64)] = 1.0
+    need = np.minimum(min_overlap * (e - s), min_overlap * clip_seconds) - eps
+    step = max(1, 2_000_000 // len(kept))  # bounded memory on long recordings
+    for first in range(0, starts.size, step):
+        w = starts[first:first + step, None]
+        overlap = np.minimum(e[None, :], w + clip_seconds) - np.maximum(s[None, :], w)
+        rows, cols = np.nonzero((overlap > eps) & (overlap >= need[None, :]))
+        out[first + rows, col[cols]] = 1.0
     return out
 
 

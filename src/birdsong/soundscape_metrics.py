@@ -248,28 +248,30 @@ def match_events(detections: Sequence[Any], annotations: Sequence[Any], *,
     EventMatch
     """
     _check_rule(min_overlap, overlap, "match_events")
-    det = np.array([[float(d.start), float(d.end)] for d in detections]).reshape(-1, 2)
     ann = np.array([[float(a.start), float(a.end)] for a in annotations]).reshape(-1, 2)
     groups: dict[tuple[str, str], list[int]] = {}
     for j, a in enumerate(annotations):
         groups.setdefault((_key(getattr(a, "file", "")), str(a.label)), []).append(j)
-    fraction = _overlap(det, ann, overlap) if det.size and ann.size else np.zeros(
-        (len(det), len(ann)))
+    members = {key: np.array(idx, dtype=np.int64) for key, idx in groups.items()}
     scores = np.array([float(getattr(d, "score", 0.0) or 0.0) for d in detections])
     taken = np.zeros(len(ann), bool)
     pairs: list[tuple[int, int]] = []
     unmatched: list[int] = []
-    for i in np.argsort(-scores, kind="mergesort") if len(scores) else []:
+    for i in np.argsort(-scores, kind="mergesort").tolist():
         d = detections[i]
-        candidates = [j for j in groups.get((_key(getattr(d, "file", "")), str(d.label)), [])
-                      if not taken[j] and fraction[i, j] + 1e-9 >= min_overlap
-                      and fraction[i, j] > 0]
-        if candidates:
-            j = max(candidates, key=lambda j: fraction[i, j])
-            taken[j] = True
-            pairs.append((int(i), int(j)))
-        else:
-            unmatched.append(int(i))
+        idx = members.get((_key(getattr(d, "file", "")), str(d.label)))
+        if idx is not None:
+            idx = idx[~taken[idx]]
+        if idx is not None and idx.size:
+            span = np.array([[float(d.start), float(d.end)]])
+            fraction = _overlap(span, ann[idx], overlap)[0]
+            ok = (fraction > 0) & (fraction + 1e-9 >= min_overlap)
+            if ok.any():
+                j = int(idx[np.flatnonzero(ok)[np.argmax(fraction[ok])]])
+                taken[j] = True
+                pairs.append((i, j))
+                continue
+        unmatched.append(i)
     return EventMatch(tuple(pairs), tuple(sorted(unmatched)),
                       tuple(int(j) for j in np.nonzero(~taken)[0]))
 
