@@ -8,16 +8,18 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from birdsong.annotations import (
+from birdsong.annotation_index import (
     AnnotatedRecording,
-    Annotation,
     index_annotations,
+    recording_targets,
+    window_labels,
+)
+from birdsong.annotations import (
+    Annotation,
     read_audacity,
     read_csv,
     read_raven,
     read_table,
-    recording_targets,
-    window_labels,
     write_raven,
 )
 from birdsong.dataset import Skipped

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from birdsong.annotations import index_annotations, read_raven, window_labels
+from birdsong.annotation_index import index_annotations, window_labels
+from birdsong.annotations import read_raven
 from birdsong.errors import InvalidParameterError
 from birdsong.soundscapes import soundscape, write_soundscapes
 

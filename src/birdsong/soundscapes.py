@@ -7,7 +7,7 @@ times, some overlapping another species, one quiet stretch without songs or adde
 noise, and noise events (broadband crackles, low rumbles) that are not birds. Next to
 each recording a Raven selection table lists every song with its time span and the
 frequency band holding 95 % of its energy; :func:`birdsong.annotations.read_raven`
-reads it and :func:`birdsong.annotations.index_annotations` pairs it by name.
+reads it and :func:`birdsong.annotation_index.index_annotations` pairs it by name.
 """
 
 from __future__ import annotations
