@@ -194,6 +194,9 @@ def test_index_reports_an_unreadable_recording_and_keeps_the_rest(tmp_path):
         (tmp_path / f"{stem}.txt").write_text("0.5\t1.0\tCoal_Tit\n", encoding="utf-8")
     index = index_annotations(tmp_path)
     assert [r.path.name for r in index.recordings] == ["good.wav"]
+    assert index.recordings[0].complete
+    assert not index_annotations(tmp_path, partial="good").recordings[0].complete
+    assert index_annotations(tmp_path, partial="goo").recordings[0].complete  # names, not text
     assert [Path(s.path).name for s in index.skipped if isinstance(s, Skipped)] == ["broken.wav"]
     with pytest.raises(FileNotFoundError, match="nowhere"):
         index_annotations(tmp_path / "nowhere")

@@ -103,6 +103,8 @@ def _walk(root: Path) -> tuple[list[Path], list[Path]]:
 def _is_partial(path: Path, partial: bool | Collection[str]) -> bool:
     if isinstance(partial, bool):
         return partial
+    if isinstance(partial, str):  # one name, not its characters
+        partial = {partial}
     return path.name in partial or path.stem in partial or str(path) in partial
 
 
@@ -117,7 +119,7 @@ def index_annotations(folder: str | os.PathLike, *, species_column: str | None =
         Searched recursively for recordings (:data:`birdsong.audio.AUDIO_EXTENSIONS`)
         and tables (``.txt``, ``.csv``); hidden files are ignored.
     species_column : str, optional
-        Raven species column (see :func:`read_raven`).
+        Raven species column (see :func:`birdsong.annotations.read_raven`).
     labels : sequence of str, optional
         The species to keep (a model's labels); rows naming others are skipped and
         reported. By default every label found, sorted.
@@ -152,7 +154,11 @@ def index_annotations(folder: str | os.PathLike, *, species_column: str | None =
     found: dict[Path, list[Annotation]] = {}
     used_tables: dict[Path, list[Path]] = {}
     for path in tables:
-        table = read_table(path, species_column=species_column)
+        try:
+            table = read_table(path, species_column=species_column)
+        except OSError as exc:
+            skipped.append(Skipped(str(path), f"cannot read the table: {exc}"))
+            continue
         skipped.extend(table.skipped)
         if not table.annotations:
             continue
