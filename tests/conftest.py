@@ -26,11 +26,12 @@ def tiny_features():
 
 
 def tiny_config(**changes):
-    from birdsong.config import TrainConfig
+    from birdsong.config import TrainConfig, WindowRules
 
     base = dict(features=tiny_features(), alpha=0.35, weights=None, epochs_frozen=1,
-                epochs_finetune=1, batch_size=16, window_hop_seconds=0.5,
-                max_windows_per_recording=3, fine_tune_from="block_16_expand",
+                epochs_finetune=1, batch_size=16,
+                windows=WindowRules(hop_seconds=0.5, max_windows=3),
+                fine_tune_from="block_16_expand",
                 finetune_learning_rate=1e-3, seed=0)
     base.update(changes)
     return TrainConfig(**base)
@@ -65,7 +66,7 @@ def tone_dataset(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory):
     """One tiny model trained for an epoch per phase and exported (float32 .tflite)."""
-    from birdsong.training import train
+    from birdsong.workflow import train
 
     base = tmp_path_factory.mktemp("trained")
     os.environ["BIRDSONG_CACHE_DIR"] = str(base / "cache")
@@ -78,3 +79,13 @@ def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Never touch the user's real cache (latest-model record) from a test."""
     monkeypatch.setenv("BIRDSONG_CACHE_DIR", str(tmp_path / "birdsong-cache"))
     monkeypatch.delenv("BIRDSONG_MODEL", raising=False)
+
+
+#: Fixtures that train or export a real model: a test using one is in the slow tier.
+SLOW_FIXTURES = {"trained_run", "band_model", "classifier"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

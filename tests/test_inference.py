@@ -46,7 +46,10 @@ def test_model_file_describes_itself(trained_run):
     assert clf.sample_rate == SR and clf.clip_seconds == 1.0
     assert clf.features == tiny_features()
     info = read_metadata(trained_run.tflite_path)
-    assert info.settings["train"]["alpha"] == 0.35
+    assert info.settings["training"]["alpha"] == 0.35
+    assert info.settings["windows"] == {"hop_seconds": 0.5, "min_activity": 0.2,
+                                        "max_windows": 3, "aggregation": "mean"}
+    assert "features" not in info.settings["training"]  # once, not twice
     assert info.settings["quantization"] == "none"
     labels_txt = trained_run.tflite_path.with_name("labels.txt").read_text().split()
     assert labels_txt == list(clf.labels)
@@ -63,7 +66,7 @@ def test_predict_sources_agree(trained_run, tmp_path):
     c = clf.predict(x, sample_rate=SR)
     assert a.label == b.label == c.label
     np.testing.assert_allclose(list(a.scores.values()), list(c.scores.values()), atol=1e-5)
-    assert len(a.windows) == 3 and a.windows[-1].end == pytest.approx(2.5)
+    assert len(a.windows) == 4 and a.windows[-1].end == pytest.approx(2.5)  # hop 0.5 s
     assert a.top_k[0][0] == a.label and len(a.top_k) == 3
     assert sum(a.scores.values()) == pytest.approx(1.0, abs=1e-4)
     d = clf.predict(tmp_path / "clip44.flac")  # resampled from 44.1 kHz on the way in
@@ -106,7 +109,7 @@ def band_model(tmp_path_factory):
     filter per tone band on the frontend image. Lets detection timing be tested exactly,
     independent of training luck."""
     from birdsong.config import save_config
-    from birdsong.export import export_model
+    from birdsong.exporting import export_model
     from birdsong.features import MelSpectrogram
 
     config = tiny_config()
@@ -180,7 +183,7 @@ def test_default_model_resolution_order(trained_run, band_model, tmp_path, monke
 
 @pytest.mark.parametrize("variant", ["float16", "dynamic", "int8"])
 def test_quantized_variants_run(trained_run, tmp_path, variant):
-    from birdsong.export import agreement_with_float32, export_model
+    from birdsong.exporting import agreement_with_float32, export_model
 
     out = export_model(trained_run.run_dir, tmp_path / f"{variant}.tflite", quantize=variant)
     clf = Classifier(out)
@@ -239,3 +242,33 @@ def test_background_class_never_becomes_a_detection(band_model, tmp_path):
     renamed = Classifier(band_model, labels=["_Background", "low", "mid"])
     pred = renamed.predict(x, sample_rate=SR, overlap=0.5)
     assert [d.label for d in pred.detections] == ["low"]
+
+
+def test_answer_does_not_depend_on_batch_size(band_model):
+    """The window rules need the whole recording's noise floor: scoring 1, 4 or 64
+    windows at a time gives the same windows, answer and detections."""
+    rng = np.random.default_rng(5)
+    x = (3e-3 * rng.standard_normal(60 * SR)).astype(np.float32)
+    for start, name in ((3, "high"), (11, "low"), (30, "mid"), (47, "low")):
+        x[start * SR:(start + 2) * SR] += _tone(TONES[name], 2.0, amp=0.05 + 0.05 * start / 60)
+    clf = Classifier(band_model)
+    runs = [clf.predict(x, sample_rate=SR, batch_windows=b) for b in (1, 4, 64)]
+    for other in runs[1:]:
+        assert other.label == runs[0].label
+        assert other.scores == pytest.approx(runs[0].scores, abs=1e-6)
+        assert other.detections == runs[0].detections
+        assert [w.activity for w in other.windows] == [w.activity for w in runs[0].windows]
+
+
+@pytest.mark.slow
+def test_evaluate_gives_the_answer_predict_gives(trained_run):
+    """The per-recording number in a report is the number a user gets."""
+    from birdsong.evaluation import evaluate
+
+    report = evaluate(trained_run.tflite_path, trained_run.run_dir.parent / "data")
+    clf = Classifier(trained_run.tflite_path)
+    assert report["recordings"]
+    for rec in report["recordings"]:
+        pred = clf.predict(rec["path"])
+        assert pred.label == rec["predicted"], rec["path"]
+        assert pred.score == pytest.approx(rec["score"], abs=1e-6)

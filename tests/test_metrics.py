@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from birdsong.metrics import aggregate_by_group, classification_metrics, roc_auc_ovr
+from birdsong.metrics import classification_metrics, is_collapsed, roc_auc_ovr
 
 
 def test_hand_made_example():
@@ -21,7 +21,7 @@ def test_hand_made_example():
     ])
     m = classification_metrics(y, scores, labels)
     assert m["top1_accuracy"] == pytest.approx(4 / 6)
-    assert m["top3_accuracy"] == 1.0
+    assert "top3_accuracy" not in m  # top-3 of 3 classes is always 1: not reported
     assert m["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
     a, b, c = (m["per_species"][k] for k in labels)
     assert (a["precision"], a["recall"]) == (0.5, 0.5)
@@ -46,8 +46,21 @@ def test_against_sklearn():
     assert roc_auc_ovr(y, s)[1][0] == pytest.approx(sk.roc_auc_score(y == 0, s[:, 0]))
 
 
-def test_aggregate_by_group_means_windows():
-    s = np.array([[1.0, 0.0], [0.0, 1.0], [0.2, 0.8]])
-    scores, y, ids = aggregate_by_group(s, np.array([1, 1, 0]), np.array([5, 5, 9]))
-    np.testing.assert_allclose(scores, [[0.5, 0.5], [0.2, 0.8]])
-    assert y.tolist() == [1, 0] and ids.tolist() == [5, 9]
+def test_collapsed_model_is_recognised():
+    rng = np.random.default_rng(0)
+    same = np.tile([0.2, 0.5, 0.3], (40, 1)) + 1e-5 * rng.standard_normal((40, 3))
+    assert is_collapsed(same)
+    learnt = rng.dirichlet(np.ones(3), size=40)
+    assert not is_collapsed(learnt)
+    # one class always wins but the scores move with the input: not collapsed
+    moving = np.column_stack([np.linspace(0.5, 0.9, 40), np.linspace(0.3, 0.05, 40),
+                              np.linspace(0.2, 0.05, 40)])
+    assert not is_collapsed(moving)
+
+
+def test_chance_levels_and_no_top3_with_three_classes():
+    y = np.array([0, 0, 0, 1, 2])
+    m = classification_metrics(y, np.eye(3)[y], ["a", "b", "c"])
+    assert "top3_accuracy" not in m
+    assert m["chance_accuracy"] == pytest.approx(1 / 3)
+    assert m["majority_accuracy"] == pytest.approx(3 / 5)

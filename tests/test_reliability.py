@@ -560,7 +560,7 @@ def test_text_reports_keep_file_names_that_are_not_utf8(tmp_path):
 _RESUME_SCRIPT = textwrap.dedent("""
     import logging, sys
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from birdsong.training import train
+    from birdsong.workflow import train
     result = train(sys.argv[1], sys.argv[2], resume=True, export=False)
     print("done", result.model_path)
 """)
@@ -649,7 +649,7 @@ def test_interrupted_export_leaves_no_file_under_the_final_name(tmp_path, monkey
     during it) leaves nothing under the final name, no temporary file, and an older
     model under that name untouched."""
     import birdsong._io
-    import birdsong.export
+    import birdsong.exporting
     import birdsong.metadata
 
     run = tmp_path / "run"
@@ -658,7 +658,7 @@ def test_interrupted_export_leaves_no_file_under_the_final_name(tmp_path, monkey
 
     save_config(tiny_config(), run / "config.json")
     (run / "labels.txt").write_text("high\nlow\n", encoding="utf-8")
-    monkeypatch.setattr(birdsong.export, "convert", lambda *a, **k: b"\0\0\0\0TFL3" * 4096)
+    monkeypatch.setattr(birdsong.exporting, "convert", lambda *a, **k: b"\0\0\0\0TFL3" * 4096)
     monkeypatch.setattr(birdsong.metadata, "add_metadata", lambda flat, **k: flat)
 
     def interrupt(*args, **kwargs):
@@ -668,12 +668,12 @@ def test_interrupted_export_leaves_no_file_under_the_final_name(tmp_path, monkey
     out_dir = tmp_path / "models"
     out_dir.mkdir()
     with pytest.raises(KeyboardInterrupt):
-        birdsong.export.export_model(run, out_dir / "birds.tflite", model=object())
+        birdsong.exporting.export_model(run, out_dir / "birds.tflite", model=object())
     assert not (out_dir / "birds.tflite").exists()
     assert _leftovers(out_dir) == []
     (out_dir / "old.tflite").write_bytes(b"previous model")
     with pytest.raises(KeyboardInterrupt):
-        birdsong.export.export_model(run, out_dir / "old.tflite", model=object())
+        birdsong.exporting.export_model(run, out_dir / "old.tflite", model=object())
     assert (out_dir / "old.tflite").read_bytes() == b"previous model"
     assert _leftovers(out_dir) == []
     monkeypatch.undo()
@@ -855,7 +855,7 @@ def plain_models(tmp_path_factory):
     and a foreign image model (1, 8, 8, 3) -> 3 scores. Neither has metadata."""
     import keras
 
-    from birdsong.export import convert
+    from birdsong.exporting import convert
 
     folder = tmp_path_factory.mktemp("plain_models")
     keras.utils.set_random_seed(0)

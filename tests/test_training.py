@@ -9,9 +9,11 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from birdsong import training  # noqa: E402
+from birdsong import workflow  # noqa: E402
 from birdsong.model import build_model, load_keras_model  # noqa: E402
 from conftest import tiny_config, write_tone_dataset  # noqa: E402
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -37,7 +39,7 @@ def _reference(backbone_file, labels):
 
 def test_phase1_leaves_backbone_unchanged(tmp_path, backbone_file):
     data = write_tone_dataset(tmp_path / "data")
-    result = training.train(data, tmp_path / "run", config=tiny_config(
+    result = workflow.train(data, tmp_path / "run", config=tiny_config(
         weights=str(backbone_file), epochs_frozen=2, epochs_finetune=0), export=False)
     before = _reference(backbone_file, result.labels)
     after = _backbone_weights(load_keras_model(result.model_path))
@@ -50,7 +52,7 @@ def test_phase1_leaves_backbone_unchanged(tmp_path, backbone_file):
 def test_phase2_changes_only_unfrozen_layers_and_skips_bad_files(tmp_path, backbone_file):
     data = write_tone_dataset(tmp_path / "data")
     (data / "low" / "corrupt_ind09_rec01.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
-    result = training.train(data, tmp_path / "run", config=tiny_config(
+    result = workflow.train(data, tmp_path / "run", config=tiny_config(
         weights=str(backbone_file), epochs_frozen=1, epochs_finetune=1,
         fine_tune_from="block_15_expand"), export=False)
     before = _reference(backbone_file, result.labels)
@@ -96,45 +98,72 @@ def test_run_directory_holds_everything(trained_run):
 def test_existing_run_needs_resume(trained_run):
     from birdsong.errors import InvalidParameterError
 
-    with pytest.raises(InvalidParameterError, match="--resume"):
-        training.train(trained_run.run_dir.parent / "data", trained_run.run_dir,
+    with pytest.raises(InvalidParameterError, match="'output_dir'.*resume"):
+        workflow.train(trained_run.run_dir.parent / "data", trained_run.run_dir,
                        config=tiny_config())
 
 
-def test_resume_continues_an_interrupted_run(tmp_path, monkeypatch):
+def test_train_leaves_global_state_as_it_was(tmp_path):
+    from tensorflow.python.framework import config as tf_config
+
+    np.random.seed(7)
+    expected = np.random.get_state()[1].copy()
     data = write_tone_dataset(tmp_path / "data")
-    config = tiny_config(epochs_frozen=3, epochs_finetune=1)
-    real = training._callback
+    np.random.seed(7)
+    workflow.train(data, tmp_path / "run", config=tiny_config(epochs_frozen=1,
+                                                              epochs_finetune=0),
+                   export=False)
+    assert not tf_config.is_op_determinism_enabled()
+    np.testing.assert_array_equal(np.random.get_state()[1], expected)
 
-    def interrupting(run_dir, model, state, phase, monitor, patience):
-        cb = real(run_dir, model, state, phase, monitor, patience)
-        end = cb.on_epoch_end
 
-        def on_epoch_end(epoch, logs=None):
-            end(epoch, logs)
-            if phase == 1 and epoch == 1:
-                raise KeyboardInterrupt  # the process dies after epoch 2 of phase 1
+def test_failed_start_leaves_no_run_folder(tmp_path):
+    from birdsong.errors import BirdsongError
 
-        cb.on_epoch_end = on_epoch_end
-        return cb
+    data = write_tone_dataset(tmp_path / "data")
+    with pytest.raises(BirdsongError):
+        workflow.train(data, tmp_path / "run",
+                       config=tiny_config(weights=str(tmp_path / "no-such.weights.h5")))
+    assert not (tmp_path / "run").exists()
 
-    monkeypatch.setattr(training, "_callback", interrupting)
-    with pytest.raises(KeyboardInterrupt):
-        training.train(data, tmp_path / "run", config=config, export=False)
-    state = json.loads((tmp_path / "run" / "state.json").read_text())
-    assert (state["phase"], state["epoch"], state["done"]) == (1, 2, False)
-    assert not (tmp_path / "run" / "model.keras").exists()
 
-    monkeypatch.setattr(training, "_callback", real)
-    result = training.train(data, tmp_path / "run", resume=True, export=False)
-    assert [r["epoch"] for r in result.history["phase1"]] == [1, 2, 3]
-    assert [r["epoch"] for r in result.history["phase2"]] == [1]
-    assert json.loads((tmp_path / "run" / "state.json").read_text())["done"] is True
-    assert result.model_path.exists()
+def test_changed_species_stop_a_resume_before_anything_is_rewritten(trained_run, tmp_path):
+    import shutil
+
+    from birdsong.errors import DatasetError
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run.run_dir, run)
+    data = tmp_path / "data"
+    shutil.copytree(trained_run.run_dir.parent / "data", data)
+    shutil.copytree(data / "low", data / "extra")
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    with pytest.raises(DatasetError, match="species have changed.*extra"):
+        workflow.train(data, run, resume=True)
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
+
+
+def test_collapsed_model_is_reported(trained_run):
+    """A model whose output ignores its input is called out in the report."""
+    from birdsong.dataset import index_dataset
+    from birdsong.evaluation import _markdown, evaluate_index
+    from birdsong.rundir import RunDir
+
+    config, labels = RunDir(trained_run.run_dir).read()
+    model = load_keras_model(trained_run.model_path)
+    dense = model.get_layer("species")
+    kernel, _ = dense.get_weights()
+    dense.set_weights([np.zeros_like(kernel), np.array([0.5, 0.1, -0.2], np.float32)])
+    index = index_dataset(trained_run.run_dir.parent / "data")
+    report = evaluate_index(lambda x: np.asarray(model(x, training=False)), index,
+                            features=config.features, rules=config.windows, labels=labels)
+    assert report["collapsed"] is True
+    assert trained_run.report["collapsed"] is False
+    assert "learnt nothing" in _markdown(report)
 
 
 def test_evaluate_keras_and_tflite_agree(trained_run):
-    from birdsong.evaluate import evaluate
+    from birdsong.evaluation import evaluate
 
     data = trained_run.run_dir.parent / "data"
     a = evaluate(trained_run.run_dir, data)
@@ -148,20 +177,20 @@ def test_mirrored_strategy_trains(tmp_path):
     """`--strategy mirrored` builds and trains under tf.distribute (one CPU replica here;
     every local GPU on a machine that has them)."""
     data = write_tone_dataset(tmp_path / "data")
-    result = training.train(data, tmp_path / "run", config=tiny_config(epochs_frozen=1,
+    result = workflow.train(data, tmp_path / "run", config=tiny_config(epochs_frozen=1,
                                                                        epochs_finetune=1),
                             strategy="mirrored", export=False)
     assert len(result.history["phase2"]) == 1 and result.model_path.exists()
     with pytest.raises(ValueError, match="'strategy'"):
-        training.train(data, tmp_path / "run2", config=tiny_config(), strategy="tpu-pod")
+        workflow.train(data, tmp_path / "run2", config=tiny_config(), strategy="tpu-pod")
     assert not (tmp_path / "run2").exists()
 
 
 def test_same_seed_same_model(tmp_path):
     data = write_tone_dataset(tmp_path / "data")
     config = tiny_config(epochs_frozen=2, epochs_finetune=1)
-    a = training.train(data, tmp_path / "a", config=config, export=False)
-    b = training.train(data, tmp_path / "b", config=config, export=False)
+    a = workflow.train(data, tmp_path / "a", config=config, export=False)
+    b = workflow.train(data, tmp_path / "b", config=config, export=False)
     assert a.history == b.history
     wa = load_keras_model(a.model_path).get_weights()
     wb = load_keras_model(b.model_path).get_weights()

@@ -4,17 +4,26 @@ Importing the package is light: it never imports TensorFlow. Training, evaluatio
 export (``birdsong.train``, ``birdsong.evaluate``, ``birdsong.export``) load TensorFlow
 when called and need the ``train`` extra; inference (``birdsong.predict``,
 ``birdsong.Classifier``) runs on the LiteRT interpreter alone.
+
+The public API is what ``__all__`` lists, plus the modules :mod:`birdsong.audio`,
+:mod:`birdsong.config`, :mod:`birdsong.errors`, :mod:`birdsong.inference`,
+:mod:`birdsong.metadata` and :mod:`birdsong.rules`. Every other module is internal and
+may change between releases.
 """
 
 from __future__ import annotations
 
 import logging
+from importlib import metadata as _metadata
 from typing import Any
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("birdsong")
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+    __version__ = "0+unknown"
 
 from .audio import load_audio, stream_windows  # noqa: E402
-from .config import AugmentConfig, FeatureConfig, TrainConfig  # noqa: E402
+from .config import AugmentConfig, FeatureConfig, TrainConfig, WindowRules  # noqa: E402
 from .errors import (  # noqa: E402
     AudioError,
     BirdsongError,
@@ -38,6 +47,8 @@ __all__ = [
     "ModelError",
     "Prediction",
     "TrainConfig",
+    "TrainResult",
+    "WindowRules",
     "__version__",
     "evaluate",
     "export",
@@ -47,13 +58,16 @@ __all__ = [
     "train",
 ]
 
+# Public name -> (module, attribute), imported on first use. No module is named like a
+# public function, so importing a submodule never hides one of these names.
 _LAZY = {
     "Classifier": ("inference", "Classifier"),
     "Prediction": ("inference", "Prediction"),
     "predict": ("inference", "predict"),
-    "train": ("training", "train"),
-    "evaluate": ("evaluate", "evaluate"),
-    "export": ("export", "export_model"),
+    "train": ("workflow", "train"),
+    "TrainResult": ("workflow", "TrainResult"),
+    "evaluate": ("evaluation", "evaluate"),
+    "export": ("exporting", "export_model"),
 }
 
 
@@ -62,7 +76,9 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         module, attr = _LAZY[name]
-        return getattr(importlib.import_module(f".{module}", __name__), attr)
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        globals()[name] = value  # later look-ups skip this function
+        return value
     raise AttributeError(f"module 'birdsong' has no attribute {name!r}")
 
 

@@ -26,9 +26,11 @@ __all__ = [
     "AudioInfo",
     "Window",
     "activity",
+    "activity_from_energy",
     "audio_info",
     "check_sample_rate",
     "frame",
+    "frame_energy_db",
     "is_audio_file",
     "load_audio",
     "resample",
@@ -401,16 +403,38 @@ def activity(windows: np.ndarray, *, sample_rate: int,
     10 dB above the noise floor. Pre-emphasis (y[n] - 0.97 y[n-1]) keeps wind rumble
     from counting as song. The floor is the recording's 20th percentile frame energy
     (estimated across all given windows) unless ``noise_floor_db`` is given. Digital
-    silence scores 0.
+    silence scores 0. Equal to ``activity_from_energy(frame_energy_db(windows))``.
 
     Parameters
     ----------
     windows : np.ndarray [shape=(n_windows, n_samples)]
     """
+    return activity_from_energy(frame_energy_db(windows, sample_rate=sample_rate),
+                                noise_floor_db=noise_floor_db)
+
+
+def frame_energy_db(windows: np.ndarray, *, sample_rate: int) -> np.ndarray:
+    """Pre-emphasised energy (dB) of each window's 25-ms frames.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_windows, n_frames), dtype=float64]
+    """
     w = np.atleast_2d(np.asarray(windows, dtype=np.float32))
-    energy_db = np.concatenate([_frame_energy_db(w[i:i + 8], sample_rate)
-                                for i in range(0, w.shape[0], 8)])  # 8 rows: small copies
-    floor = (np.percentile(energy_db, 20) if noise_floor_db is None else noise_floor_db)
+    if w.shape[0] == 0:
+        return np.zeros((0, max(1, w.shape[1] // max(1, int(0.025 * sample_rate)))))
+    return np.concatenate([_frame_energy_db(w[i:i + 8], sample_rate)
+                           for i in range(0, w.shape[0], 8)])  # 8 rows: small copies
+
+
+def activity_from_energy(energy_db: np.ndarray, *,
+                         noise_floor_db: float | None = None) -> np.ndarray:
+    """Activity per window from :func:`frame_energy_db` rows; the noise floor is the
+    20th percentile of every frame given (the whole recording) unless given."""
+    energy_db = np.atleast_2d(np.asarray(energy_db, dtype=np.float64))
+    if energy_db.size == 0:
+        return np.zeros(energy_db.shape[0], np.float32)
+    floor = np.percentile(energy_db, 20) if noise_floor_db is None else noise_floor_db
     active = (energy_db >= floor + 10.0) & (energy_db > -100.0)
     return active.mean(axis=1).astype(np.float32)
 

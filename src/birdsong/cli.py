@@ -1,23 +1,42 @@
 """The ``birdsong`` command line.
 
-Silent library, talkative CLI: progress bars on long work, results a person can read,
-or JSON/CSV for machines. ``birdsong --help`` and ``birdsong predict`` never import
-TensorFlow; the training commands import it when they run.
+Silent library, talkative CLI: a dataset summary, phase names and progress bars on
+stderr, results on stdout (a table a person can read, or JSON/CSV for machines).
+``birdsong --help``, ``predict`` and ``info`` never import TensorFlow; the training
+commands check their arguments and data first and import it only when they train.
+
+Exit codes: 0 success; 1 some inputs failed or nothing was found to work on; 2 a bad
+option, file or dataset (one line on stderr saying which and why); 130 interrupted.
+Without ``-v`` the start-up chatter of TensorFlow, absl and LiteRT is suppressed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from . import __version__
 from .errors import BirdsongError
 
 log = logging.getLogger("birdsong")
+
+EXIT_OK, EXIT_FAILED_INPUTS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+#: Python parameter -> the option that sets it on the command line (errors raised by the
+#: library are re-phrased with these, so the message names what the user typed).
+OPTION_NAMES = {
+    "output_dir": "-o/--output", "output": "-o/--output", "out_dir": "-o/--output",
+    "model": "--model", "min_score": "--min-score", "top_k": "--top-k",
+    "overlap": "--overlap", "hop_seconds": "--hop-seconds", "num_threads": "--threads",
+    "resume": "--resume", "strategy": "--strategy", "weights": "--weights",
+    "windows.hop_seconds": "--hop-seconds", "validation_dir": "--validation-dir",
+}
 
 
 # ----------------------------------------------------------------------- commands
@@ -25,20 +44,20 @@ def _cmd_spectrogram(args: argparse.Namespace) -> int:
     from .images import render_recording
 
     out = render_recording(args.clip, args.output, config=_features(args),
-                           windows=args.windows, hop_seconds=args.hop)
+                           windows=args.windows, hop_seconds=args.hop_seconds)
     print(f"wrote {out}")
-    return 0
+    return EXIT_OK
 
 
 def _cmd_spectrograms(args: argparse.Namespace) -> int:
     from .spectrograms import mirror_tree
 
     summary = mirror_tree(args.data_dir, args.out_dir, config=_features(args),
-                          hop_seconds=args.hop, progress=not args.quiet)
+                          hop_seconds=args.hop_seconds, progress=not args.quiet)
     print(f"wrote {summary.images} image(s) for {summary.recordings} recording(s) "
           f"into {args.out_dir}")
     _print_skipped(summary.skipped)
-    return 0
+    return EXIT_OK if summary.recordings else EXIT_FAILED_INPUTS
 
 
 def _cmd_demo_data(args: argparse.Namespace) -> int:
@@ -50,7 +69,7 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
                            duration_seconds=args.seconds)
     print(f"wrote {s.files} recordings ({s.seconds / 60:.1f} min) of {len(s.species)} "
           f"species into {s.root}")
-    return 0
+    return EXIT_OK
 
 
 def _train_config(args: argparse.Namespace):
@@ -65,78 +84,144 @@ def _train_config(args: argparse.Namespace):
             feats[key] = value
     if args.sample_rate is not None and (feats.get("fmax") or 0) > args.sample_rate / 2:
         feats["fmax"] = None  # min(15 kHz, the new Nyquist frequency)
+    if args.clip_seconds is not None and not args.config:
+        data["windows"]["hop_seconds"] = None  # half of the new window
+    if args.hop_seconds is not None:
+        data["windows"]["hop_seconds"] = args.hop_seconds
     for key in ("alpha", "weights", "epochs_frozen", "epochs_finetune", "batch_size", "seed",
                 "fine_tune_from", "learning_rate", "finetune_learning_rate",
-                "validation_fraction", "patience"):
+                "validation_fraction", "patience", "group_pattern", "label_smoothing"):
         value = getattr(args, key)
         if value is not None:
             data[key] = value
+    if args.weights is not None and not args.config:
+        # a schedule left to the defaults follows the weights (see TrainConfig)
+        for key in ("epochs_frozen", "epochs_finetune", "finetune_learning_rate", "patience"):
+            if getattr(args, key) is None:
+                data[key] = None
     if args.no_augment:
         data["augment"] = to_dict(AugmentConfig.off())
     if args.mixup is not None:
         data["augment"]["mixup_alpha"] = args.mixup
-    data["features"] = from_dict(FeatureConfig, feats)
-    data["augment"] = from_dict(AugmentConfig, data["augment"])
-    return TrainConfig(**data)
+    return from_dict(TrainConfig, data | {"features": from_dict(FeatureConfig, feats)})
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .training import train
+    from .training import check_training_inputs
+    from .workflow import train
 
+    check_training_inputs(args.data_dir, args.output, resume=args.resume,
+                          strategy=args.strategy, validation_dir=args.validation_dir)
     config = None if args.resume and not args.config else _train_config(args)
-    result = train(args.data_dir, args.output, config=config, resume=args.resume,
-                   strategy=args.strategy, validation_dir=args.validation_dir, verbose=True)
-    print(f"\nrun directory: {result.run_dir}  ({result.seconds:.0f} s)")
+    if config is not None and not config.pretrained:
+        print(f"no pretrained weights: training from scratch with the from-scratch "
+              f"schedule ({config.epochs_frozen} frozen + up to {config.epochs_finetune} "
+              f"epochs at {config.finetune_learning_rate:g}, patience {config.patience})",
+              file=sys.stderr)
+    try:
+        result = train(args.data_dir, args.output, config=config, resume=args.resume,
+                       strategy=args.strategy, validation_dir=args.validation_dir,
+                       progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"\nbirdsong: interrupted. Continue with: birdsong train {args.data_dir} "
+              f"-o {args.output} --resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    _print_skipped(result.skipped)
+    run = result.run_dir
+    print(f"\ntrained in {result.seconds / 60:.1f} min"
+          + "".join(f"; {k} {v:.0f} s" for k, v in result.phase_seconds.items()))
     if result.report:
         rec, win = result.report["per_recording"], result.report["per_window"]
-        print(f"validation: per recording top-1 {rec['top1_accuracy']:.3f} "
-              f"(n={rec['n']}), macro-F1 {rec['macro_f1']:.3f}; per window top-1 "
-              f"{win['top1_accuracy']:.3f} (n={win['n']})")
-        print(f"report: {result.run_dir / 'report' / 'report.md'}")
+        print(f"validation (held-out recordings): per recording top-1 "
+              f"{rec['top1_accuracy']:.3f} (n={rec['n']}, chance {rec['chance_accuracy']:.3f}), "
+              f"macro-F1 {rec['macro_f1']:.3f}; per window top-1 {win['top1_accuracy']:.3f} "
+              f"(n={win['n']})")
+        if result.collapsed:
+            print("WARNING: the model gives the same output for every validation window: "
+                  "it has learnt nothing (see the report).")
+    else:
+        print("no validation recordings: nothing was held out to measure accuracy")
+    print(f"run directory: {run}  (model.keras, config.json, history, "
+          "learning_curves.png, report/)")
+    if result.report:
+        print(f"report:        {run / 'report' / 'report.md'}")
     if result.tflite_path:
-        print(f"model: {result.tflite_path}")
-    _print_skipped(result.skipped)
-    return 0
+        print(f"model:         {result.tflite_path}")
+    print(f"next:          birdsong evaluate {run} TEST_DIR   |   birdsong predict CLIPS "
+          f"--model {result.tflite_path or run}")
+    return EXIT_OK
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate
+    from .evaluation import evaluate
 
-    report = evaluate(args.model, args.data_dir, out_dir=args.output,
-                      progress=not args.json)
+    report = evaluate(args.model, args.data_dir, output_dir=args.output,
+                      progress=not (args.json or args.quiet))
     if args.json:
-        print(json.dumps({k: report[k] for k in ("per_recording", "per_window", "skipped")}))
-        return 0
+        print(json.dumps({k: report[k] for k in ("per_recording", "per_window", "collapsed",
+                                                  "skipped")}))
+        return EXIT_OK
     for level in ("per_recording", "per_window"):
         m = report[level]
-        print(f"{level.replace('_', ' ')} (n={m['n']}): top-1 {m['top1_accuracy']:.3f}  "
-              f"top-3 {m['top3_accuracy']:.3f}  macro-F1 {m['macro_f1']:.3f}  "
-              f"macro ROC-AUC {m['macro_roc_auc']:.3f}")
+        top3 = f"  top-3 {m['top3_accuracy']:.3f}" if "top3_accuracy" in m else ""
+        print(f"{level.replace('_', ' ')} (n={m['n']}): top-1 {m['top1_accuracy']:.3f}"
+              f"{top3}  macro-F1 {m['macro_f1']:.3f}  macro ROC-AUC "
+              f"{m['macro_roc_auc']:.3f}  (chance {m['chance_accuracy']:.3f})")
+    if report.get("collapsed"):
+        print("WARNING: the model gives the same output for every window: it has learnt "
+              "nothing.")
     print("\nper species (per recording):")
     print(f"  {'species':28s} {'prec':>6s} {'recall':>6s} {'F1':>6s} {'n':>4s}")
     for name, v in report["per_recording"]["per_species"].items():
-        print(f"  {name:28s} {v['precision']:6.3f} {v['recall']:6.3f} {v['f1']:6.3f} "
-              f"{v['support']:4d}")
+        print(f"  {_safe(name):28s} {v['precision']:6.3f} {v['recall']:6.3f} "
+              f"{v['f1']:6.3f} {v['support']:4d}")
     if args.output:
         print(f"\nreport written to {args.output}")
-    _print_skipped([type("S", (), s) for s in report["skipped"]])
-    return 0
+    _print_skipped([_Skip(s["path"], s["reason"]) for s in report["skipped"]])
+    return EXIT_OK
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_model
+    from .exporting import export_model
 
     out = export_model(args.run, args.output, quantize=args.quantize)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {args.quantize}) and "
           f"{out.with_name('labels.txt')}")
+    ms = _time_model(out)
+    if ms is not None:
+        print(f"speed here: {ms:.1f} ms per window (median; speed of quantized variants "
+              "depends on the device: measure on yours)")
     if args.quantize != "none" and not args.no_check:
-        from .export import agreement_with_float32
+        from .exporting import agreement_with_float32
 
         check = agreement_with_float32(args.run, out)
         print(f"top-1 agreement with float32 on {check['windows']} held-out windows: "
               f"{check['top1_agreement']:.1%} (largest score difference "
               f"{check['max_abs_difference']:.3f})")
-    return 0
+    return EXIT_OK
+
+
+def _time_model(path) -> float | None:
+    """Median milliseconds per window of an exported model on this machine."""
+    import time
+
+    import numpy as np
+
+    from .inference import Classifier
+
+    try:
+        clf = Classifier(path)
+    except BirdsongError:
+        return None
+    x = np.random.default_rng(0).standard_normal((1, clf.features.num_samples))
+    x = (0.1 * x).astype(np.float32)
+    clf.predict_windows(x)
+    times = []
+    for _ in range(15):
+        t0 = time.perf_counter()
+        clf.predict_windows(x)
+        times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times))
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -146,27 +231,78 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from .metadata import read_metadata
 
-    info = read_metadata(args.model)
-    print(json.dumps({"name": info.name, "version": info.version, "labels": info.labels,
-                      "sample_rate": info.sample_rate, "channels": info.channels,
-                      "num_samples": info.num_samples, "settings": info.settings}, indent=2))
-    return 0
+    path = Path(args.model)
+    if path.is_dir():
+        path = path / "model.tflite"
+        if not path.exists():
+            from .errors import ModelError
+
+            raise ModelError(f"{args.model}: a folder without model.tflite (export the run "
+                             f"first: birdsong export {args.model} -o birds.tflite)")
+    info = read_metadata(path)
+    doc = {"path": str(path), "size_bytes": path.stat().st_size, "name": info.name,
+           "version": info.version, "labels": list(info.labels),
+           "sample_rate": info.sample_rate, "channels": info.channels,
+           "num_samples": info.num_samples, "settings": info.settings}
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return EXIT_OK
+    s = info.settings if isinstance(info.settings, dict) else {}
+    features = s.get("features") or (s.get("train") or {}).get("features") or {}
+    windows = s.get("windows") or {}
+    print(f"{_safe(info.name or path.name)}  ({path}, {doc['size_bytes'] / 1e6:.2f} MB)")
+    print(f"  input:        {info.num_samples / info.sample_rate:g} s of mono float32 audio "
+          f"at {info.sample_rate} Hz ({info.num_samples} samples)")
+    print(f"  output:       {len(info.labels)} species scores")
+    if features:
+        print(f"  spectrogram:  {features.get('n_mels')} mel bands "
+              f"{features.get('fmin'):g}-{features.get('fmax'):g} Hz, "
+              f"{features.get('image_size')} px images")
+    if windows:
+        print(f"  windows:      every {windows.get('hop_seconds')} s; a recording's answer is "
+              f"the {windows.get('aggregation')} of up to {windows.get('max_windows')} "
+              f"windows with activity >= {windows.get('min_activity')}")
+    if "quantization" in s:
+        print(f"  quantization: {s['quantization']}")
+    if s.get("birdsong_version"):
+        print(f"  made by:      birdsong {s['birdsong_version']}")
+    thresholds = s.get("thresholds")
+    print("  species:")
+    for i, label in enumerate(info.labels):
+        extra = ""
+        if isinstance(thresholds, dict) and label in thresholds:
+            extra = f"  (threshold {thresholds[label]})"
+        print(f"    {i:3d}  {_safe(label)}{extra}")
+    return EXIT_OK
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(args.out_dir, weights=args.weights, seed=args.seed, fast=args.fast)
+    return run_demo(args.out_dir, weights=args.weights, seed=args.seed, fast=args.fast,
+                    restart=args.restart)
+
+
+class _Skip:
+    def __init__(self, path: str, reason: str) -> None:
+        self.path, self.reason = path, reason
+
+
+def _safe(text: object) -> str:
+    """Text from a file, with control characters (terminal escapes) made visible."""
+    return re.sub(r"[\x00-\x1f\x7f-\x9f]", lambda m: f"\\x{ord(m.group(0)):02x}", str(text))
 
 
 def _print_skipped(skipped: Sequence) -> None:
     if not skipped:
         return
-    print(f"\nskipped {len(skipped)} file(s):", file=sys.stderr)
+    print(f"\nskipped {len(skipped)} file(s) or folder(s):", file=sys.stderr)
     for s in skipped[:50]:
-        print(f"  {s.path}: {s.reason}", file=sys.stderr)
+        print(f"  {_safe(s.path)}: {_safe(s.reason)}", file=sys.stderr)
     if len(skipped) > 50:
         print(f"  ... and {len(skipped) - 50} more (see the report)", file=sys.stderr)
 
@@ -181,26 +317,46 @@ def _features(args: argparse.Namespace):
 
 # -------------------------------------------------------------------------- parser
 def _feature_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sample-rate", type=int, help="model sample rate in Hz (default 32000)")
-    p.add_argument("--clip-seconds", type=float, help="window length in s (default 3.0)")
-    p.add_argument("--image-size", type=int, help="image side in px (default 224)")
+    from .config import FeatureConfig
+
+    d = FeatureConfig()
+    p.add_argument("--sample-rate", type=int,
+                   help=f"model sample rate in Hz (default {d.sample_rate})")
+    p.add_argument("--clip-seconds", type=float,
+                   help=f"window length in s (default {d.clip_seconds:g})")
+    p.add_argument("--image-size", type=int, help=f"image side in px (default {d.image_size})")
+
+
+def _hop_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--hop-seconds", "--hop", dest="hop_seconds", type=float,
+                   help=f"window hop in s ({what}); --hop is the old name")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .config import TrainConfig
+
+    d = TrainConfig()
     parser = argparse.ArgumentParser(
         prog="birdsong", description="Bird-song classifiers from folders of recordings: "
-        "spectrograms, training, evaluation, TFLite export and prediction.")
+        "spectrograms, training, evaluation, TFLite export and prediction.",
+        epilog="Exit codes: 0 success; 1 some inputs failed or none were found; 2 a bad "
+        "option, file or dataset; 130 interrupted.")
     parser.add_argument("--version", action="version", version=f"birdsong {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log details, including TensorFlow's and LiteRT's own messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="the whole job on generated demo data (~10 min on 2 CPUs)")
+    p = sub.add_parser("demo", help="the whole job on generated demo data (minutes on 2 "
+                                    "CPUs; see the README for measured times)")
     p.add_argument("out_dir", nargs="?", default="birdsong-demo", help="default: birdsong-demo")
     p.add_argument("--weights", default="imagenet",
                    help="imagenet (falls back to none when it cannot be downloaded), none, "
                         "or a weights file")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fast", action="store_true", help="a much smaller run (a smoke test)")
+    p.add_argument("--restart", action="store_true",
+                   help="start again from scratch (default: reuse the data and continue an "
+                        "interrupted run)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("spectrogram", help="draw one recording's mel spectrogram to a PNG")
@@ -208,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="PNG file to write")
     p.add_argument("--windows", action="store_true",
                    help="also draw the per-window images the model sees")
-    p.add_argument("--hop", type=float, help="window hop in s for --windows")
+    _hop_option(p, "for --windows; default: the window length")
     _feature_options(p)
     p.set_defaults(func=_cmd_spectrogram)
 
@@ -216,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
                                             "species tree of model-image PNGs")
     p.add_argument("data_dir")
     p.add_argument("out_dir")
-    p.add_argument("--hop", type=float, help="window hop in s (default: clip length)")
+    _hop_option(p, "default: the window length")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _feature_options(p)
     p.set_defaults(func=_cmd_spectrograms)
@@ -234,22 +390,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data_dir")
     p.add_argument("-o", "--output", required=True, help="run directory, e.g. runs/NAME")
     p.add_argument("--config", help="a TrainConfig JSON file (options below override it)")
-    p.add_argument("--weights", help="imagenet (default), none, or a weights file path")
-    p.add_argument("--alpha", type=float, help="MobileNetV2 width (0.35 ... 1.4; default 1.0)")
-    p.add_argument("--epochs-frozen", type=int, help="phase 1 epochs (default 10)")
-    p.add_argument("--epochs-finetune", type=int, help="phase 2 epochs (default 10)")
+    p.add_argument("--weights", help="imagenet (default), none (from scratch, with the "
+                                     "from-scratch schedule), or a weights file path")
+    p.add_argument("--alpha", type=float,
+                   help=f"MobileNetV2 width (0.35 ... 1.4; default {d.alpha:g})")
+    p.add_argument("--epochs-frozen", type=int,
+                   help="phase 1 epochs (default: 10 pretrained, 0 from scratch)")
+    p.add_argument("--epochs-finetune", type=int,
+                   help="phase 2 epochs (default: 10 pretrained, 60 from scratch)")
     p.add_argument("--fine-tune-from", help="first backbone layer to unfreeze (default auto)")
-    p.add_argument("--learning-rate", type=float, help="phase 1 (default 1e-3)")
-    p.add_argument("--finetune-learning-rate", type=float, help="phase 2 (default 1e-5)")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--validation-fraction", type=float)
+    p.add_argument("--learning-rate", type=float,
+                   help=f"phase 1 (default {d.learning_rate:g})")
+    p.add_argument("--finetune-learning-rate", type=float,
+                   help="phase 2 (default: 1e-5 pretrained, 2e-3 from scratch)")
+    p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
+    p.add_argument("--validation-fraction", type=float,
+                   help=f"default {d.validation_fraction:g}")
     p.add_argument("--validation-dir", help="a separate species tree for validation")
+    p.add_argument("--group-pattern",
+                   help="regular expression: files whose names share a match stay on one "
+                        f"side of the split (default {d.group_pattern!r}: a bird or a "
+                        "xeno-canto recording)")
+    _hop_option(p, "of the windows learnt from and aggregated; default half a window")
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
+    p.add_argument("--label-smoothing", type=float, help="default 0")
     p.add_argument("--no-augment", action="store_true", help="switch augmentation off")
     p.add_argument("--mixup", type=float, help="mixup alpha (0 = off)")
     p.add_argument("--seed", type=int)
     p.add_argument("--strategy", default="default", choices=["default", "mirrored"])
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     _feature_options(p)
     p.set_defaults(func=_cmd_train)
 
@@ -258,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data_dir")
     p.add_argument("-o", "--output", help="folder for report.json/.md, confusion matrices")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("export", help="export a run to a self-describing .tflite")
@@ -270,11 +441,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="classify recordings with a .tflite model")
     p.add_argument("paths", nargs="+", help="audio files or folders (searched recursively)")
-    p.add_argument("--model", help="a .tflite (default: $BIRDSONG_MODEL, else the latest "
-                                   "model trained or exported here)")
+    p.add_argument("--model", help="a .tflite or run directory (default: $BIRDSONG_MODEL, "
+                                   "else the latest model trained or exported here)")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--min-score", type=float, default=0.5, help="detection threshold")
-    p.add_argument("--overlap", type=float, default=0.0, help="window overlap in s")
+    _hop_option(p, "default: the model's rule, half a window")
+    p.add_argument("--overlap", type=float,
+                   help="seconds shared by consecutive windows (another way to set the hop: "
+                        "hop = window - overlap)")
     p.add_argument("--format", default="table", choices=["table", "json", "csv", "raven"])
     p.add_argument("-o", "--output", help="write results to this file instead of stdout")
     p.add_argument("--shard", help="I/N: process only shard I (0-based) of N of the file list")
@@ -282,10 +456,63 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("info", help="show the metadata inside a .tflite model")
+    p = sub.add_parser("info", help="what a model says about itself (.tflite or run dir)")
     p.add_argument("model")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_info)
     return parser
+
+
+# ------------------------------------------------------------------------ running
+def cli_message(exc: BaseException) -> str:
+    """An error's message phrased for the command line: the option a user typed
+    (``--min-score``), not the Python parameter (``min_score``)."""
+    text = str(exc)
+    name = getattr(exc, "parameter", None)
+    if name:
+        option = OPTION_NAMES.get(name)
+        owner = getattr(exc, "owner", None)
+        if option is None and owner in ("TrainConfig", "FeatureConfig", "AugmentConfig",
+                                         "WindowRules"):
+            option = "--" + name.split(".")[-1].replace("_", "-")
+        if option:
+            return (f"The {option} option must be {exc.requirement}. "  # type: ignore[attr-defined]
+                    f"Got {exc.value!r} instead.")  # type: ignore[attr-defined]
+    for python, option in (("resume=True", "--resume"), ("model=", "--model ")):
+        text = text.replace(python, option)
+    return text
+
+
+@contextlib.contextmanager
+def quiet_native_output(enabled: bool) -> Iterator[None]:
+    """Send what C++ libraries write to file descriptor 2 (TensorFlow's, absl's and
+    LiteRT's start-up lines) to /dev/null, while Python's ``sys.stderr`` (progress
+    bars, warnings, errors) still reaches the terminal."""
+    if not enabled:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # no real descriptor 2 (an embedding host): nothing to quiet
+        yield
+        return
+    original = sys.stderr
+    try:
+        sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=original.encoding
+                               or "utf-8", errors="backslashreplace")
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os.dup2(saved, 2)
+        with contextlib.suppress(Exception):
+            sys.stderr.close()
+        sys.stderr = original
+        os.close(saved)
+        os.close(devnull)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -293,22 +520,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return EXIT_USAGE
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
     try:
-        return int(args.func(args) or 0)
+        with quiet_native_output(not args.verbose):
+            return int(args.func(args) or 0)
     except FileNotFoundError as exc:
-        print(f"birdsong: error: {exc}", file=sys.stderr)
-        return 2
+        print(f"birdsong: error: {cli_message(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     except BirdsongError as exc:
-        print(f"birdsong: error: {exc}", file=sys.stderr)
-        return 2
+        print(f"birdsong: error: {cli_message(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("birdsong: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,18 +19,36 @@ from typing import Any, TypeVar
 
 from .errors import InvalidParameterError, parameter_error
 
-__all__ = ["AugmentConfig", "FeatureConfig", "TrainConfig", "load_config", "save_config"]
+__all__ = [
+    "AGGREGATIONS",
+    "AugmentConfig",
+    "FeatureConfig",
+    "TrainConfig",
+    "WindowRules",
+    "load_config",
+    "save_config",
+]
+
+#: How a recording's answer is made from the scores of its chosen windows.
+AGGREGATIONS = ("mean", "mean_log", "max")
+#: Files whose names share a match are one group, kept on one side of a split: an
+#: individual bird (``ind03``) or a xeno-canto catalogue number (``XC123456``, so pieces
+#: cut from one recording stay together).
+DEFAULT_GROUP_PATTERN = r"ind\d+|XC\d+"
+#: The shortest window hop accepted anywhere (training, evaluation, prediction): a hop of
+#: a few samples turns a minute of audio into tens of thousands of windows.
+MIN_HOP_SECONDS = 0.1
 
 C = TypeVar("C")
 
 
-def _check(owner: str, name: str, value: Any, ok: bool, requirement: str) -> None:
+def _check(owner: str | None, name: str, value: Any, ok: bool, requirement: str) -> None:
     """Raise the one message template used for every bad parameter."""
     if not ok:
         raise parameter_error(name, requirement, value, owner=owner)
 
 
-def _number(owner: str, name: str, value: Any, *, low: float | None = None,
+def _number(owner: str | None, name: str, value: Any, *, low: float | None = None,
             high: float | None = None, low_open: bool = False, integer: bool = False) -> None:
     kind = int if integer else (int, float)
     is_num = isinstance(value, kind) and not isinstance(value, bool)
@@ -110,6 +128,71 @@ class FeatureConfig:
         return (self.image_size, self.image_size, 3)
 
 
+def min_hop_seconds(clip_seconds: float) -> float:
+    """The shortest window hop accepted for windows of ``clip_seconds``."""
+    return max(MIN_HOP_SECONDS, clip_seconds / 30)
+
+
+def check_hop(hop_seconds: Any, clip_seconds: float, *, name: str = "hop_seconds",
+              owner: str | None = None) -> float:
+    """A window hop in seconds: a number in [max(0.1, clip/30), clip_seconds].
+
+    ``name`` is the parameter the caller knows (``overlap`` in ``predict``, where the
+    hop is ``clip_seconds - overlap``)."""
+    low = min_hop_seconds(clip_seconds)
+    _number(owner, name, hop_seconds, low=0.0, low_open=True)
+    _check(owner, name, hop_seconds, low - 1e-9 <= hop_seconds <= clip_seconds + 1e-9,
+           f"between {low:g} and the window length {clip_seconds:g} s")
+    return float(hop_seconds)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WindowRules:
+    """How a recording is cut into windows, which windows count, and how their scores
+    become the recording's answer. Decided once, saved with every model (its own block in
+    the ``.tflite`` metadata) and applied by :func:`birdsong.rules.recording_scores` in
+    training, evaluation and prediction alike, so the number in a report is the number a
+    user gets.
+
+    Parameters
+    ----------
+    hop_seconds : float or None
+        Windows of the model's ``clip_seconds`` start every ``hop_seconds``; ``None``:
+        half a window (1.5 s for 3-s windows).
+    min_activity : float
+        Windows whose activity (share of 25-ms frames 10 dB above the recording's noise
+        floor, see :func:`birdsong.audio.activity`) reaches this are "windows with sound".
+        The noise floor is taken over the whole recording. When no window qualifies, the
+        most active one is used.
+    max_windows : int
+        At most this many of the most active windows count (training learns from them;
+        evaluation and prediction aggregate them).
+    aggregation : {"mean", "mean_log", "max"}
+        The recording's scores: the mean of the chosen windows' scores, the normalised
+        geometric mean (mean log-probability), or the maximum per species.
+    """
+
+    hop_seconds: float | None = None
+    min_activity: float = 0.2
+    max_windows: int = 20
+    aggregation: str = "mean"
+
+    def __post_init__(self) -> None:
+        own = "WindowRules"
+        if self.hop_seconds is not None:
+            _number(own, "hop_seconds", self.hop_seconds, low=MIN_HOP_SECONDS)
+        _number(own, "min_activity", self.min_activity, low=0.0, high=1.0)
+        _number(own, "max_windows", self.max_windows, low=1, high=100_000, integer=True)
+        _check(own, "aggregation", self.aggregation, self.aggregation in AGGREGATIONS,
+               f"one of {', '.join(AGGREGATIONS)}")
+
+    def for_clip(self, clip_seconds: float) -> WindowRules:
+        """These rules with the hop resolved for windows of ``clip_seconds``."""
+        if self.hop_seconds is not None:
+            return self
+        return dataclasses.replace(self, hop_seconds=round(clip_seconds / 2, 6))
+
+
 @dataclass(frozen=True, kw_only=True)
 class AugmentConfig:
     """Training-time augmentation; each part can be switched off with 0."""
@@ -149,30 +232,43 @@ class AugmentConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
-    """How a classifier is trained: data selection, model, both phases, augmentation."""
+    """How a classifier is trained: data selection, model, both phases, augmentation.
+
+    The schedule fields left at ``None`` (``epochs_frozen``, ``epochs_finetune``,
+    ``finetune_learning_rate``, ``patience``) are filled in to fit the weights: with a
+    pretrained backbone 10 head epochs on cached features, then 10 fine-tuning epochs at
+    1e-5, patience 3; from scratch (``weights=None``) there is nothing worth freezing, so
+    no frozen phase and up to 60 epochs of the whole network at 2e-3, patience 12 (the
+    schedule that learns on the demo data). The saved ``config.json`` holds the values
+    used.
+    """
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    windows: WindowRules = field(default_factory=WindowRules)
     # data
     validation_fraction: float = 0.2
-    group_pattern: str | None = r"ind\d+"
-    window_hop_seconds: float = 1.5
-    max_windows_per_recording: int = 20
-    min_activity: float = 0.2
+    group_pattern: str | None = DEFAULT_GROUP_PATTERN
     class_weighting: bool = True
     # model
     alpha: float = 1.0
     weights: str | None = "imagenet"
     dropout: float = 0.2
     # training
-    epochs_frozen: int = 10
-    epochs_finetune: int = 10
+    epochs_frozen: int | None = None
+    epochs_finetune: int | None = None
     batch_size: int = 32
     learning_rate: float = 1e-3
-    finetune_learning_rate: float = 1e-5
+    finetune_learning_rate: float | None = None
     fine_tune_from: str = "auto"
-    patience: int = 3
+    patience: int | None = None
+    label_smoothing: float = 0.0
     seed: int = 0
+
+    @property
+    def pretrained(self) -> bool:
+        """True when the backbone starts from trained weights (ImageNet or a file)."""
+        return self.weights is not None
 
     def __post_init__(self) -> None:
         own = "TrainConfig"
@@ -180,6 +276,11 @@ class TrainConfig:
                "a FeatureConfig")
         _check(own, "augment", self.augment, isinstance(self.augment, AugmentConfig),
                "an AugmentConfig")
+        _check(own, "windows", self.windows, isinstance(self.windows, WindowRules),
+               "a WindowRules")
+        object.__setattr__(self, "windows", self.windows.for_clip(self.features.clip_seconds))
+        check_hop(self.windows.hop_seconds, self.features.clip_seconds,
+                  name="windows.hop_seconds", owner=own)
         _number(own, "validation_fraction", self.validation_fraction, low=0.0, high=0.9)
         if self.group_pattern is not None:
             import re
@@ -188,17 +289,17 @@ class TrainConfig:
                 re.compile(self.group_pattern)
             except (re.error, TypeError):
                 _check(own, "group_pattern", self.group_pattern, False, "a regular expression")
-        _number(own, "window_hop_seconds", self.window_hop_seconds, low=0.0, low_open=True)
-        _number(own, "max_windows_per_recording", self.max_windows_per_recording, low=1,
-                integer=True)
-        _number(own, "min_activity", self.min_activity, low=0.0, high=1.0)
         _check(own, "alpha", self.alpha, self.alpha in (0.35, 0.5, 0.75, 1.0, 1.3, 1.4),
                "one of 0.35, 0.5, 0.75, 1.0, 1.3, 1.4")
-        if isinstance(self.weights, str) and self.weights.strip().lower() in ("none", ""):
-            object.__setattr__(self, "weights", None)
+        if isinstance(self.weights, str) and self.weights.strip().lower() in ("none", "",
+                                                                            "random"):
+            object.__setattr__(self, "weights", None)  # "random" is no pretraining either
         _check(own, "weights", self.weights, self.weights is None
                or isinstance(self.weights, str), "'imagenet', None or a path to a weights file")
         _number(own, "dropout", self.dropout, low=0.0, high=0.9)
+        for name, value in _schedule(self.weights is not None).items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
         _number(own, "epochs_frozen", self.epochs_frozen, low=0, integer=True)
         _number(own, "epochs_finetune", self.epochs_finetune, low=0, integer=True)
         _number(own, "batch_size", self.batch_size, low=1, high=4096, integer=True)
@@ -209,10 +310,27 @@ class TrainConfig:
                isinstance(self.fine_tune_from, str) and bool(self.fine_tune_from),
                "'auto' or the name of a MobileNetV2 layer")
         _number(own, "patience", self.patience, low=0, integer=True)
+        _number(own, "label_smoothing", self.label_smoothing, low=0.0, high=0.5)
         _number(own, "seed", self.seed, low=0, integer=True)
+        _check(own, "epochs_frozen + epochs_finetune", self.epochs_frozen +
+               self.epochs_finetune, self.epochs_frozen + self.epochs_finetune > 0, "> 0")
 
 
-_NESTED: dict[str, type] = {"features": FeatureConfig, "augment": AugmentConfig}
+def _schedule(pretrained: bool) -> dict[str, Any]:
+    """The schedule that fits the weights (see :class:`TrainConfig`)."""
+    if pretrained:
+        return {"epochs_frozen": 10, "epochs_finetune": 10, "finetune_learning_rate": 1e-5,
+                "patience": 3}
+    return {"epochs_frozen": 0, "epochs_finetune": 60, "finetune_learning_rate": 2e-3,
+            "patience": 12}
+
+
+_NESTED: dict[str, type] = {"features": FeatureConfig, "augment": AugmentConfig,
+                            "windows": WindowRules}
+#: Settings of birdsong 0.1 that moved into ``TrainConfig.windows`` (old run directories
+#: and old ``.tflite`` metadata still load).
+_MOVED = {"window_hop_seconds": "hop_seconds", "max_windows_per_recording": "max_windows",
+          "min_activity": "min_activity"}
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -226,6 +344,13 @@ def from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
         raise InvalidParameterError(
             f"A {cls.__name__} must be read from a JSON object. Got {type(data).__name__}.")
     names = {f.name for f in dataclasses.fields(cls)}
+    if cls is TrainConfig and any(k in data for k in _MOVED):
+        data = dict(data)
+        windows = dict(data.get("windows") or {})
+        for old, new in _MOVED.items():
+            if old in data:
+                windows.setdefault(new, data.pop(old))
+        data["windows"] = windows
     unknown = sorted(set(data) - names)
     if unknown:
         raise InvalidParameterError(

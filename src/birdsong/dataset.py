@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .audio import AUDIO_EXTENSIONS, audio_info
+from .config import DEFAULT_GROUP_PATTERN
 from .errors import AudioError, DatasetError, InvalidParameterError
 
 __all__ = ["DatasetIndex", "Recording", "Skipped", "index_dataset", "split_from_csv",
@@ -73,14 +74,16 @@ class DatasetIndex:
 
 
 def _group(label: str, path: Path, root: Path, pattern: re.Pattern[str] | None) -> str:
+    """``Species/<match>`` when the file name matches ``group_pattern`` (one bird, or
+    pieces of one original recording); otherwise the file's own path (its own group)."""
     if pattern is not None:
         m = pattern.search(path.stem)
         if m:
             return f"{label}/{m.group(0).lower()}"
     try:
-        return f"{label}/{path.relative_to(root).as_posix()}"
+        return path.relative_to(root).as_posix()
     except ValueError:
-        return f"{label}/{path.as_posix()}"
+        return path.as_posix()
 
 
 def _walk(folder: Path) -> tuple[list[Path], list[Skipped]]:
@@ -122,7 +125,7 @@ def _walk(folder: Path) -> tuple[list[Path], list[Skipped]]:
     return files, skipped
 
 
-def index_dataset(root: str | os.PathLike, *, group_pattern: str | None = r"ind\d+",
+def index_dataset(root: str | os.PathLike, *, group_pattern: str | None = DEFAULT_GROUP_PATTERN,
                   labels: Sequence[str] | None = None, check_files: bool = True,
                   min_species: int = 2) -> DatasetIndex:
     """Index ``root/<species>/**/<recording>``.

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import AugmentConfig, FeatureConfig, TrainConfig
+from .config import AugmentConfig, FeatureConfig, TrainConfig, WindowRules
 from .errors import ModelError
 
 __all__ = ["demo_config", "run_demo"]
@@ -37,17 +37,16 @@ def demo_config(*, weights: str | None, seed: int = 0, fast: bool = False) -> Tr
     if fast:
         return TrainConfig(features=FeatureConfig(image_size=96), alpha=0.35, weights=weights,
                            seed=seed, epochs_frozen=3, epochs_finetune=1,
-                           max_windows_per_recording=4, batch_size=32)
+                           windows=WindowRules(max_windows=4), batch_size=32)
     if weights is not None:
         return TrainConfig(features=FeatureConfig(image_size=128), alpha=1.0,
                            weights=weights, seed=seed, epochs_frozen=20, epochs_finetune=4,
-                           finetune_learning_rate=1e-4, max_windows_per_recording=6,
+                           finetune_learning_rate=1e-4, windows=WindowRules(max_windows=6),
                            batch_size=32, patience=4)
+    # from scratch: TrainConfig's from-scratch schedule, a small network, more windows
     return TrainConfig(features=FeatureConfig(image_size=128), alpha=0.35, weights=None,
-                       seed=seed, epochs_frozen=0, epochs_finetune=60,
-                       finetune_learning_rate=2e-3, max_windows_per_recording=12,
-                       window_hop_seconds=1.0, batch_size=32, patience=12,
-                       augment=AugmentConfig(freq_masks=0, time_masks=1))
+                       seed=seed, windows=WindowRules(max_windows=12, hop_seconds=1.0),
+                       batch_size=32, augment=AugmentConfig(freq_masks=0, time_masks=1))
 
 
 def _write(path: Path, signal: np.ndarray, rate: int) -> Path:
@@ -59,45 +58,74 @@ def _write(path: Path, signal: np.ndarray, rate: int) -> Path:
 
 
 def run_demo(out_dir: str = "birdsong-demo", *, weights: str = "imagenet", seed: int = 0,
-             fast: bool = False) -> int:
+             fast: bool = False, restart: bool = False) -> int:
+    """Run the demo into ``out_dir``. Run again, it reuses the data it wrote and
+    continues an interrupted training run (``restart=True`` starts over)."""
+    import json
+    import shutil
+
     from . import synth
     from .images import render_recording
     from .inference import Classifier
-    from .training import train
+    from .rundir import RunDir
+    from .workflow import train
 
     started = time.perf_counter()
     out = Path(out_dir)
     data = out / "data"
+    run_dir = out / "run"
     species = 4 if fast else 12
-    print(f"[1/5] writing demo recordings of {species} species to {data}")
-    summary = synth.write_demo_dataset(data, species=species, seed=seed,
-                                       individuals=3, recordings_per_individual=2 if fast
-                                       else 3, duration_seconds=6.0 if fast else 8.0)
-    rate = 32000
-    for i in range(9):  # a "no bird" class, so that gaps in long recordings stay quiet
-        _write(data / "_Background" / f"background_{i + 1:02d}.wav",
-               synth.background(duration_seconds=6.0 if fast else 8.0, sample_rate=rate,
-                                seed=seed * 100 + i), rate)
+    marker = data / ".birdsong-demo.json"
+    wanted = {"species": species, "seed": seed, "fast": fast}
+    if restart:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    try:
+        have = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        have = None
+    rate = FeatureConfig().sample_rate
+    if have == wanted and not restart:
+        print(f"[1/5] reusing the demo recordings in {data}")
+        summary = synth.DemoDatasetSummary(
+            root=data, species=tuple(sorted(p.name for p in data.iterdir()
+                                            if p.is_dir() and not p.name.startswith("_"))),
+            files=0, seconds=0.0)
+    else:
+        if data.exists():
+            shutil.rmtree(data)
+            shutil.rmtree(run_dir, ignore_errors=True)  # it was trained on other data
+        print(f"[1/5] writing demo recordings of {species} species to {data}")
+        summary = synth.write_demo_dataset(data, species=species, seed=seed,
+                                           individuals=3, recordings_per_individual=2 if fast
+                                           else 3, duration_seconds=6.0 if fast else 8.0)
+        for i in range(9):  # a "no bird" class, so that gaps in long recordings stay quiet
+            _write(data / "_Background" / f"background_{i + 1:02d}.wav",
+                   synth.background(duration_seconds=6.0 if fast else 8.0, sample_rate=rate,
+                                    seed=seed * 100 + i), rate)
+        marker.write_text(json.dumps(wanted) + "\n", encoding="utf-8")
     first = sorted((data / summary.species[0]).iterdir())[0]
     render_recording(first, out / "spectrogram.png", windows=True)
 
     chosen = None if weights.lower() == "none" else weights
     config = demo_config(weights=chosen, seed=seed, fast=fast)
-    run_dir = out / "run"
-    print(f"[2/5] training MobileNetV2 (alpha {config.alpha}, {config.features.image_size} px, "
-          f"weights {chosen or 'none'}) into {run_dir}")
+    resume = RunDir(run_dir).is_run()
+    if resume:
+        config = RunDir(run_dir).read_config()
+        print(f"[2/5] continuing the training run in {run_dir} (--restart starts over)")
+    else:
+        print(f"[2/5] training MobileNetV2 (alpha {config.alpha}, {config.features.image_size} "
+              f"px, weights {chosen or 'none'}) into {run_dir}")
     try:
-        result = train(data, run_dir, config=config, verbose=True)
+        result = train(data, run_dir, config=None if resume else config, resume=resume,
+                       progress=True)
     except ModelError as exc:
-        if chosen != "imagenet":
+        if chosen != "imagenet" or resume:
             raise
         print(f"      ImageNet weights unavailable ({str(exc).splitlines()[0][:160]}...);\n"
               "      training from scratch instead (weights none): expect lower accuracy")
-        import shutil
-
         shutil.rmtree(run_dir, ignore_errors=True)
         config = demo_config(weights=None, seed=seed, fast=fast)
-        result = train(data, run_dir, config=config, verbose=True)
+        result = train(data, run_dir, config=config, progress=True)
 
     rec = result.report["per_recording"] if result.report else None
     print(f"[3/5] evaluation on held-out birds: per recording top-1 "
@@ -121,7 +149,7 @@ def run_demo(out_dir: str = "birdsong-demo", *, weights: str = "imagenet", seed:
     signal, events = synth.long_recording(species=picks, duration_seconds=60.0,
                                           sample_rate=rate, seed=seed + 7)
     long_path = _write(out / "long_recording.wav", signal, rate)
-    pred = clf.predict(long_path, overlap=2.0, min_score=0.5)
+    pred = clf.predict(long_path, hop_seconds=1.0, min_score=0.5)
     print(f"      long recording {long_path} (60 s), true songs vs detections:")
     print("        truth:      " + ", ".join(f"{e.species} {e.start:.1f}-{e.end:.1f}s"
                                              for e in events))
@@ -133,5 +161,5 @@ def run_demo(out_dir: str = "birdsong-demo", *, weights: str = "imagenet", seed:
           f"  {out / 'spectrogram.png'}  (what the model sees)\n"
           f"  {run_dir / 'learning_curves.png'}\n"
           f"  {run_dir / 'report' / 'report.md'} and confusion_matrix_per_recording.png\n"
-          f"  model: {result.tflite_path}  (try: birdsong predict {long_path} --overlap 2)")
+          f"  model: {result.tflite_path}  (try: birdsong predict {long_path} --hop-seconds 1)")
     return 0

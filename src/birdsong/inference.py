@@ -21,24 +21,24 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
-from .audio import (
-    MAX_ABS_SAMPLE,
-    Window,
-    activity,
-    check_sample_rate,
-    frame,
-    resample,
-    stream_windows,
+from .audio import check_sample_rate
+from .config import (
+    FeatureConfig,
+    TrainConfig,
+    WindowRules,
+    check_hop,
+    from_dict,
+    min_hop_seconds,
 )
-from .config import FeatureConfig, from_dict
-from .errors import InvalidParameterError, MissingDependencyError, ModelError
+from .errors import InvalidParameterError, MissingDependencyError, ModelError, parameter_error
+from .rules import ScannedRecording, recording_scores, scan_recording
 
 #: Class names (case-insensitive, leading/trailing "_" ignored) that mean "no bird":
 #: a model trained with such a folder says so in the gaps of a long recording, and
@@ -205,7 +205,11 @@ class Classifier:
             raise ModelError(f"{path}: the model scores {n_out} classes but has "
                              f"{len(self.labels)} labels")
         settings = self.info.settings if self.info else {}
-        self.min_activity = float(settings.get("train", {}).get("min_activity", 0.2))
+        try:
+            self.rules = _rules(settings, self.features)
+        except (InvalidParameterError, TypeError, ValueError) as exc:
+            raise ModelError(f"{path}: the window rules in its metadata are unusable "
+                             f"({exc})") from exc
         self._lock = threading.Lock()
 
     @property
@@ -252,85 +256,68 @@ class Classifier:
         return out
 
     # ------------------------------------------------------------------- recordings
-    def _windows(self, source, sample_rate: int | None, hop: float,
-                 block_seconds: float) -> Iterator[Window]:
-        if isinstance(source, np.ndarray):
-            if sample_rate is None:
-                raise InvalidParameterError("The 'sample_rate' parameter is needed with an "
-                                            "array source. Got None instead.")
-            rate = check_sample_rate(sample_rate)
-            signal = _check_array(source)
-            if signal.ndim == 2:
-                signal = signal.mean(axis=1 if signal.shape[1] <= 8 else 0, dtype=np.float32)
-            signal = resample(signal, rate, self.sample_rate)
-            windows, starts = frame(signal, sample_rate=self.sample_rate,
-                                    clip_seconds=self.clip_seconds, hop_seconds=hop)
-            total = signal.size / self.sample_rate
-            for w, s in zip(windows, starts):
-                yield Window(float(s), min(float(s) + self.clip_seconds, total), w)
-            return
-        yield from stream_windows(source, sample_rate=self.sample_rate,
-                                  clip_seconds=self.clip_seconds, hop_seconds=hop,
-                                  block_seconds=block_seconds)
+    def scan(self, source: str | os.PathLike | BinaryIO | np.ndarray, *,
+             sample_rate: int | None = None, hop_seconds: float | None = None,
+             batch_windows: int = 32, block_seconds: float = 60.0) -> ScannedRecording:
+        """Score every window of a recording (see :func:`birdsong.rules.scan_recording`)."""
+        hop = self.rules.hop_seconds if hop_seconds is None else hop_seconds
+        check_hop(hop, self.clip_seconds, name="hop_seconds")
+        _positive_int("batch_windows", batch_windows)
+        if not (isinstance(block_seconds, (int, float)) and np.isfinite(block_seconds)
+                and block_seconds > 0):
+            raise parameter_error("block_seconds", "a number > 0", block_seconds)
+        return scan_recording(source, self.predict_windows, features=self.features,
+                              hop_seconds=hop, sample_rate=sample_rate,
+                              batch_windows=batch_windows, block_seconds=block_seconds)
 
     def predict(self, source: str | os.PathLike | BinaryIO | np.ndarray, *,
-                sample_rate: int | None = None, overlap: float = 0.0, top_k: int = 3,
-                min_score: float = 0.5, batch_windows: int = 32,
-                block_seconds: float = 60.0) -> Prediction:
+                sample_rate: int | None = None, hop_seconds: float | None = None,
+                overlap: float | None = None, top_k: int = 3, min_score: float = 0.5,
+                batch_windows: int = 32, block_seconds: float = 60.0) -> Prediction:
         """Classify a clip or a long recording.
 
         Parameters
         ----------
         source : path, binary file object, or np.ndarray [shape=(n,) or (n, channels)]
             Any format :func:`birdsong.load_audio` reads; an array needs ``sample_rate``.
-        overlap : float
-            Seconds shared by consecutive windows (0 <= overlap < clip_seconds).
+        hop_seconds : float, optional
+            Windows start every ``hop_seconds``; default: the model's rules (half a
+            window unless the model says otherwise). Shorter hops time detections more
+            finely and cost more windows.
+        overlap : float, optional
+            The same choice said the other way, ``hop_seconds = clip_seconds - overlap``
+            (seconds shared by consecutive windows).
         top_k : int
             How many species to list in ``Prediction.top_k``.
         min_score : float
             Windows whose best score reaches this become detections; consecutive
             windows of one species merge into one event.
+        batch_windows : int
+            Windows scored per interpreter call batch; the answer does not depend on it.
 
-        The clip's scores are the mean over its windows with sound (those whose
-        activity reaches the model's ``min_activity``; the most active one if none),
-        the same rule as in training and evaluation. Long files are read in blocks of
-        ``block_seconds``, so memory stays bounded whatever the length.
+        The recording's answer follows the model's :class:`~birdsong.config.WindowRules`
+        (the windows with sound, at most ``max_windows`` of them, aggregated), the same
+        rule as evaluation applies. Long files are read in blocks of ``block_seconds``,
+        so memory stays bounded whatever the length.
         """
-        if not 0.0 <= overlap < self.clip_seconds:
-            raise InvalidParameterError(f"The 'overlap' parameter must be in [0, "
-                                        f"{self.clip_seconds:g}). Got {overlap!r} instead.")
-        if not 0.0 <= min_score <= 1.0:
-            raise InvalidParameterError(f"The 'min_score' parameter must be in [0, 1]. "
-                                        f"Got {min_score!r} instead.")
-        if not isinstance(top_k, int) or top_k < 1:
-            raise InvalidParameterError(f"The 'top_k' parameter must be an int >= 1. "
-                                        f"Got {top_k!r} instead.")
-        if not isinstance(batch_windows, int) or batch_windows < 1:
-            raise InvalidParameterError(f"The 'batch_windows' parameter must be an int >= 1. "
-                                        f"Got {batch_windows!r} instead.")
-        if not (isinstance(block_seconds, (int, float)) and np.isfinite(block_seconds)
-                and block_seconds > 0):
-            raise InvalidParameterError(f"The 'block_seconds' parameter must be a number > 0. "
-                                        f"Got {block_seconds!r} instead.")
-        hop = self.clip_seconds - overlap
-        results: list[WindowScores] = []
-        for batch in _batched(self._windows(source, sample_rate, hop, block_seconds),
-                              batch_windows):
-            stack = np.stack([w.samples for w in batch])
-            scores = self.predict_windows(stack)
-            act = activity(stack, sample_rate=self.sample_rate, noise_floor_db=None)
-            results += [WindowScores(w.start, w.end, s, float(a))
-                        for w, s, a in zip(batch, scores, act)]
-        return self._summarise(source, results, hop=hop, top_k=top_k, min_score=min_score)
+        if overlap is not None:
+            if hop_seconds is not None:
+                raise InvalidParameterError("Give 'hop_seconds' or 'overlap', not both.")
+            low = self.clip_seconds - min_hop_seconds(self.clip_seconds)
+            if not (isinstance(overlap, (int, float)) and 0.0 <= overlap <= low + 1e-9):
+                raise parameter_error("overlap", f"in [0, {low:g}] s (the window is "
+                                      f"{self.clip_seconds:g} s)", overlap)
+            hop_seconds = self.clip_seconds - overlap
+        if not (isinstance(min_score, (int, float)) and 0.0 <= min_score <= 1.0):
+            raise parameter_error("min_score", "in [0, 1]", min_score)
+        _positive_int("top_k", top_k)
+        scan = self.scan(source, sample_rate=sample_rate, hop_seconds=hop_seconds,
+                         batch_windows=batch_windows, block_seconds=block_seconds)
+        return self._summarise(source, scan, top_k=top_k, min_score=min_score)
 
-    def _summarise(self, source, results: list[WindowScores], *, hop: float, top_k: int,
-                   min_score: float) -> Prediction:
-        all_scores = np.stack([r.scores for r in results])
-        acts = np.array([r.activity for r in results])
-        chosen = acts >= self.min_activity
-        if not chosen.any():
-            chosen = acts == acts.max()
-        clip = all_scores[chosen].mean(axis=0)
+    def _summarise(self, source, scan: ScannedRecording, *, top_k: int, min_score: float
+                   ) -> Prediction:
+        clip, _ = recording_scores(scan, self.rules)
         order = np.argsort(-clip, kind="stable")
         scores = {self.labels[i]: float(clip[i]) for i in range(len(self.labels))}
         if isinstance(source, np.ndarray):
@@ -339,11 +326,15 @@ class Classifier:
             name = os.fspath(source)
         else:
             name = str(getattr(source, "name", "<file object>"))
+        windows = [WindowScores(float(s), float(e), sc, float(a))
+                   for s, e, sc, a in zip(scan.starts, scan.ends, scan.scores, scan.activity)]
+        hop = float(scan.starts[1] - scan.starts[0]) if len(scan.starts) > 1 \
+            else self.clip_seconds
         return Prediction(
             path=name, label=self.labels[order[0]], score=float(clip[order[0]]),
             scores=scores, top_k=[(self.labels[i], float(clip[i])) for i in order[:top_k]],
-            windows=results, detections=self._detections(results, hop, min_score),
-            duration=float(results[-1].end))
+            windows=windows, detections=self._detections(windows, hop, min_score),
+            duration=scan.duration)
 
     def _detections(self, results: list[WindowScores], hop: float, min_score: float
                     ) -> list[Detection]:
@@ -372,24 +363,6 @@ class Classifier:
         return events
 
 
-def _check_array(source: np.ndarray) -> np.ndarray:
-    """A waveform array as float32: (n,) or (n, channels)/(channels, n), finite samples."""
-    if source.dtype.kind not in "biuf":
-        raise InvalidParameterError(f"The 'source' array must hold real numbers. Got dtype "
-                                    f"{source.dtype} instead.")
-    if source.ndim not in (1, 2) or source.size == 0:
-        raise InvalidParameterError("The 'source' array must be a non-empty waveform of shape "
-                                    f"(n,) or (n, channels). Got shape {source.shape} instead.")
-    if not np.isfinite(source).all():
-        raise InvalidParameterError("The 'source' array must be finite. Got NaN or infinite "
-                                    "samples.")
-    peak = float(np.abs(source).max())
-    if peak > MAX_ABS_SAMPLE:
-        raise InvalidParameterError(f"The 'source' array must hold audio samples (about "
-                                    f"[-1, 1]). Got a magnitude of {peak:.3g} instead.")
-    return np.asarray(source, np.float32)
-
-
 def _plain_features(sample_rate: int, num_samples: int) -> FeatureConfig:
     """Window settings for a model whose file says only its rate and input length."""
     n_fft = 1024
@@ -400,15 +373,22 @@ def _plain_features(sample_rate: int, num_samples: int) -> FeatureConfig:
                          fmax=min(15000.0, sample_rate / 2))
 
 
-def _batched(items: Iterable[Window], n: int) -> Iterator[list[Window]]:
-    batch: list[Window] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == n:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def _positive_int(name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise parameter_error(name, "an int >= 1", value)
+    return value
+
+
+def _rules(settings: dict, features: FeatureConfig) -> WindowRules:
+    """The model's window rules: its own block, the training settings of a 0.1 model, or
+    the defaults for a model that says nothing."""
+    if isinstance(settings.get("windows"), dict):
+        rules = from_dict(WindowRules, settings["windows"])
+    elif isinstance(settings.get("train"), dict):
+        rules = from_dict(TrainConfig, settings["train"]).windows
+    else:
+        rules = WindowRules()
+    return rules.for_clip(features.clip_seconds)
 
 
 # -------------------------------------------------------------- default model
@@ -455,10 +435,14 @@ def load_classifier(model: str | os.PathLike | None = None, **kwargs: Any) -> Cl
 
 
 def predict(source: str | os.PathLike | BinaryIO | np.ndarray, *,
-            model: str | os.PathLike | None = None, **kwargs: Any) -> Prediction:
+            model: str | os.PathLike | None = None, sample_rate: int | None = None,
+            hop_seconds: float | None = None, overlap: float | None = None,
+            top_k: int = 3, min_score: float = 0.5) -> Prediction:
     """Classify a recording with ``model`` (see :func:`resolve_model` for the default).
 
-    Keyword arguments go to :meth:`Classifier.predict` (``sample_rate``, ``overlap``,
-    ``top_k``, ``min_score``).
+    The classifier is loaded once and reused across calls. The other parameters are
+    those of :meth:`Classifier.predict`.
     """
-    return load_classifier(model).predict(source, **kwargs)
+    return load_classifier(model).predict(source, sample_rate=sample_rate,
+                                          hop_seconds=hop_seconds, overlap=overlap,
+                                          top_k=top_k, min_score=min_score)

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["aggregate_by_group", "classification_metrics", "confusion_matrix",
-           "roc_auc_ovr", "top_k_accuracy"]
+__all__ = ["classification_metrics", "confusion_matrix", "is_collapsed", "roc_auc_ovr",
+           "top_k_accuracy"]
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -59,8 +59,10 @@ def roc_auc_ovr(y_true: np.ndarray, scores: np.ndarray) -> tuple[float, list[flo
 
 def classification_metrics(y_true: Sequence[int] | np.ndarray, scores: np.ndarray,
                            labels: Sequence[str]) -> dict[str, Any]:
-    """Top-1/top-3 accuracy, macro-F1, per-species precision/recall/F1/support,
-    macro ROC-AUC and the confusion matrix, as a JSON-ready dict."""
+    """Top-1 accuracy (and top-3 with more than 3 classes), macro-F1, per-species
+    precision/recall/F1/support, macro ROC-AUC, the confusion matrix, and the chance
+    levels to read them against (``chance_accuracy``: guessing uniformly;
+    ``majority_accuracy``: always naming the commonest class), as a JSON-ready dict."""
     y_true = np.asarray(y_true, int)
     scores = np.asarray(scores, np.float64)
     n_classes = len(labels)
@@ -80,10 +82,16 @@ def classification_metrics(y_true: Sequence[int] | np.ndarray, scores: np.ndarra
                 "f1": float(f1[i]), "support": int(support[i]),
                 "roc_auc": None if np.isnan(auc[i]) else float(auc[i])}
         for i, label in enumerate(labels)}
-    return {
+    out: dict[str, Any] = {
         "n": int(len(y_true)),
         "top1_accuracy": top_k_accuracy(y_true, scores, 1),
-        "top3_accuracy": top_k_accuracy(y_true, scores, 3),
+    }
+    if n_classes > 3:
+        out["top3_accuracy"] = top_k_accuracy(y_true, scores, 3)
+    return out | {
+        "chance_accuracy": 1.0 / n_classes if n_classes else float("nan"),
+        "majority_accuracy": float(support.max() / support.sum()) if support.sum() else
+        float("nan"),
         "macro_f1": float(f1[present].mean()) if present.any() else float("nan"),
         "macro_roc_auc": macro_auc,
         "per_species": per_species,
@@ -92,14 +100,12 @@ def classification_metrics(y_true: Sequence[int] | np.ndarray, scores: np.ndarra
     }
 
 
-def aggregate_by_group(scores: np.ndarray, y_true: np.ndarray, groups: np.ndarray
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean window scores per group (recording). Returns (scores, y_true, group ids)."""
-    groups = np.asarray(groups)
-    ids, inverse = np.unique(groups, return_inverse=True)
-    sums = np.zeros((ids.size, scores.shape[1]))
-    np.add.at(sums, inverse, scores)
-    counts = np.bincount(inverse, minlength=ids.size)[:, None]
-    first = np.zeros(ids.size, int)
-    first[inverse[::-1]] = np.arange(len(groups))[::-1]
-    return sums / counts, np.asarray(y_true)[first], ids
+def is_collapsed(scores: np.ndarray, *, tolerance: float = 1e-3) -> bool:
+    """True when a model gives (nearly) the same output for every input: one class wins
+    every window and no class's score varies by more than ``tolerance``. Such a model
+    has learnt nothing, whatever its accuracy on an unbalanced set says."""
+    s = np.asarray(scores, np.float64)
+    if s.ndim != 2 or s.shape[0] < 2:
+        return False
+    same_winner = np.unique(s.argmax(axis=1)).size == 1
+    return bool(same_winner and float(np.ptp(s, axis=0).max()) <= tolerance)

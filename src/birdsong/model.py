@@ -17,7 +17,7 @@ from .config import TrainConfig
 from .errors import InvalidParameterError, ModelError, require
 
 __all__ = ["build_model", "feature_extractor", "head_model", "load_keras_model",
-           "read_run", "set_fine_tuning"]
+           "set_fine_tuning"]
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def build_model(labels: Sequence[str], config: TrainConfig | None = None, *,
                                     f"Got {list(labels)!r} instead.")
     f, aug = config.features, config.augment
     weights = _resolve_weights(config.weights)
-    pretrained = weights is not None
+    pretrained = config.pretrained
     if not load_weights:
         weights = None
     try:
@@ -139,20 +139,6 @@ def set_fine_tuning(model, fine_tune_from: str | int, *, pretrained: bool = True
         if train and layer.weights:
             unfrozen.append(layer.name)
     return unfrozen
-
-
-def read_run(run_dir: str | os.PathLike) -> tuple[TrainConfig, list[str]]:
-    """The settings (``config.json``) and labels (``labels.txt``) of a run directory."""
-    from .config import load_config
-
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ModelError(f"{run_dir}: expected a run directory (from `birdsong train`)")
-    missing = [n for n in ("config.json", "labels.txt") if not (run_dir / n).exists()]
-    if missing:
-        raise ModelError(f"{run_dir}: not a complete run directory (no {', '.join(missing)})")
-    labels = (run_dir / "labels.txt").read_text(encoding="utf-8").split("\n")
-    return load_config(TrainConfig, run_dir / "config.json"), [s for s in labels if s]
 
 
 def load_keras_model(path: str | os.PathLike):

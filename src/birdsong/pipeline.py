@@ -9,6 +9,7 @@ recorded in a :class:`SkipLog`, and yields no windows.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -17,9 +18,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from .audio import activity, frame, load_audio
-from .config import AugmentConfig, FeatureConfig, TrainConfig
+from .config import AugmentConfig, FeatureConfig, TrainConfig, WindowRules
 from .dataset import DatasetIndex, Skipped
 from .errors import AudioError, require
+from .rules import choose_windows
 
 __all__ = ["SkipLog", "make_dataset", "recording_windows", "select_windows"]
 
@@ -48,36 +50,31 @@ class SkipLog:
             return [Skipped(p, r) for p, r in sorted(self._items.items())]
 
 
-def select_windows(signal: np.ndarray, *, features: FeatureConfig, hop_seconds: float,
-                   max_windows: int, min_activity: float) -> np.ndarray:
-    """Windows of a recording to learn from, preferring those with sound.
-
-    Windows are ranked by :func:`birdsong.audio.activity`; those scoring at least
-    ``min_activity`` are kept (at most ``max_windows``, the most active first, returned
-    in time order). When none qualifies the single most active window is kept, so a
-    short clip that is all song still counts.
-    """
+def select_windows(signal: np.ndarray, *, features: FeatureConfig, rules: WindowRules
+                   ) -> np.ndarray:
+    """Windows of a recording to learn from: cut every ``rules.hop_seconds`` and chosen
+    by :func:`birdsong.rules.choose_windows` (the most active ones, in time order)."""
+    rules = rules.for_clip(features.clip_seconds)
     windows, _ = frame(signal, sample_rate=features.sample_rate,
-                       clip_seconds=features.clip_seconds, hop_seconds=hop_seconds)
+                       clip_seconds=features.clip_seconds, hop_seconds=rules.hop_seconds)
     scores = activity(windows, sample_rate=features.sample_rate)
-    order = np.argsort(-scores, kind="stable")
-    keep = [i for i in order if scores[i] >= min_activity][:max_windows] or [int(order[0])]
-    return windows[np.sort(keep)]
+    return windows[choose_windows(scores, rules)]
 
 
 def recording_windows(path: str | os.PathLike, config: TrainConfig, *,
                       max_windows: int | None = None) -> np.ndarray:
-    """The windows training, evaluation and calibration use from one recording.
+    """The windows training and int8 calibration use from one recording.
 
     Reads at most ``MAX_TRAIN_SECONDS`` at the model rate and keeps the windows
-    :func:`select_windows` prefers (``max_windows`` defaults to the config's). Raises
+    :func:`select_windows` prefers (``max_windows`` defaults to the rules'). Raises
     :class:`~birdsong.errors.AudioError` or ``OSError`` for a file that cannot be used.
     """
     f = config.features
     signal, _ = load_audio(path, sample_rate=f.sample_rate, max_seconds=MAX_TRAIN_SECONDS)
-    return select_windows(signal, features=f, hop_seconds=config.window_hop_seconds,
-                          max_windows=max_windows or config.max_windows_per_recording,
-                          min_activity=config.min_activity)
+    rules = config.windows
+    if max_windows is not None:
+        rules = dataclasses.replace(rules, max_windows=max_windows)
+    return select_windows(signal, features=f, rules=rules)
 
 
 def _loader(config: TrainConfig, skips: SkipLog, max_windows: int):
@@ -158,7 +155,7 @@ def make_dataset(index: DatasetIndex, config: TrainConfig, *, training: bool, sk
     n_classes = len(labels)
     weights = tf.constant(class_weights if class_weights is not None else [1.0] * n_classes,
                           tf.float32)
-    load = _loader(config, skips, max_windows or config.max_windows_per_recording)
+    load = _loader(config, skips, max_windows or config.windows.max_windows)
 
     def decode(path, y, rid):
         windows = tf.numpy_function(load, [path], tf.float32, stateful=False)

@@ -109,8 +109,8 @@ def _predictions(clf: Classifier, files: list[Path], args: argparse.Namespace
                  ) -> Iterator[tuple[Path, Prediction | None, str | None]]:
     for path in files:
         try:
-            yield path, clf.predict(path, overlap=args.overlap, top_k=args.top_k,
-                                    min_score=args.min_score), None
+            yield path, clf.predict(path, hop_seconds=args.hop_seconds, overlap=args.overlap,
+                                    top_k=args.top_k, min_score=args.min_score), None
         except (AudioError, OSError) as exc:
             yield path, None, str(exc)
 

@@ -1,165 +1,193 @@
 """Train a classifier: phase 1 on cached backbone features, phase 2 fine-tuning.
 
 Phase 1 freezes the MobileNetV2 backbone, runs every training window through the
-frontend and backbone once, and trains the head (dropout + softmax) on the cached
-pooled features: an epoch costs a matrix multiply, not a network pass. Phase 2
-unfreezes the backbone from ``fine_tune_from`` upward (BatchNorm stays frozen and in
-inference mode), recompiles with a low learning rate and trains end to end on augmented
-windows. Both phases stop early on validation loss and restore the best weights.
+frontend and backbone once, and trains the head (dropout + dense) on the cached pooled
+features: an epoch costs a matrix multiply, not a network pass. Phase 2 unfreezes the
+backbone from ``fine_tune_from`` upward (for a pretrained backbone BatchNorm stays
+frozen and in inference mode), recompiles with the fine-tuning rate and trains end to
+end on augmented windows. Both phases stop early on validation loss and keep the best
+epoch's weights.
 
-Every epoch writes ``checkpoint.weights.h5`` and ``state.json`` in the run directory;
-``resume=True`` continues an interrupted run from its last completed epoch with the
-settings saved in ``config.json`` (the optimizer's moments restart).
+This module only trains: it reads and writes the run through
+:class:`~birdsong.rundir.RunDir`; evaluation, export and remembering the model are
+composed in :mod:`birdsong.workflow`.
+
+Interruptions: Keras's ``BackupAndRestore`` saves the last epoch's weights *and
+optimizer state* after every epoch, and ``state.json`` with ``best.weights.h5`` keep
+the early-stopping record (Keras's ``EarlyStopping`` keeps its best weights in memory
+only, which a killed process loses). ``resume=True`` continues where the run stopped; a
+run killed after training (while saving, evaluating or exporting) is finished from its
+best weights, so it produces the same artifacts as an uninterrupted run.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import contextlib
 import logging
 import os
+import random
+import shutil
+import sys
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import __version__
-from ._io import atomic_path, atomic_write_text
-from .config import TrainConfig, load_config, save_config
+from ._io import atomic_path
+from .config import TrainConfig
 from .dataset import DatasetIndex, Skipped, index_dataset, split_recordings
-from .errors import DatasetError, InvalidParameterError, require
+from .errors import DatasetError, InvalidParameterError, parameter_error, require
 from .pipeline import SkipLog, make_dataset
+from .rundir import RunDir
 
-__all__ = ["TrainResult", "train"]
+__all__ = ["STRATEGIES", "TrainedModel", "train_model"]
 
 log = logging.getLogger(__name__)
 
+STRATEGIES = ("default", "mirrored")
+PHASE_NAMES = {1: "phase 1/2 (frozen backbone, cached features)",
+               2: "phase 2/2 (fine-tuning)"}
+
 
 @dataclass
-class TrainResult:
-    """What a training run produced; every path lies in ``run_dir``."""
+class TrainedModel:
+    """What training produced. ``model`` holds the best epoch's weights and is saved as
+    ``run.keras_path``."""
 
-    run_dir: Path
-    model_path: Path
+    model: Any
+    run: RunDir
+    config: TrainConfig
     labels: tuple[str, ...]
+    train_index: DatasetIndex
+    validation_index: DatasetIndex
     history: dict[str, list[dict[str, float]]]
-    report: dict[str, Any] | None
     skipped: list[Skipped] = field(default_factory=list)
-    tflite_path: Path | None = None
-    seconds: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)
 
-    @property
-    def accuracy(self) -> float | None:
-        """Per-recording top-1 accuracy on the validation recordings."""
-        if not self.report:
-            return None
-        return self.report["per_recording"]["top1_accuracy"]
+
+class _Say:
+    """Progress for people (stderr) when asked for, the log otherwise."""
+
+    def __init__(self, progress: bool) -> None:
+        self.progress = progress
+
+    def __call__(self, message: str) -> None:
+        if self.progress:
+            print(message, file=sys.stderr, flush=True)
+        else:
+            log.info("%s", message)
+
+
+def _check_strategy(name: str) -> str:
+    if name not in STRATEGIES:
+        raise parameter_error("strategy", f"one of {', '.join(STRATEGIES)}", name)
+    return name
 
 
 def _strategy(name: str):
     tf = require("tensorflow")
-    if name in ("default", "", None):
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    raise InvalidParameterError(f"The 'strategy' parameter must be 'default' or 'mirrored'. "
-                                f"Got {name!r} instead.")
+    return tf.distribute.MirroredStrategy() if name == "mirrored" else \
+        tf.distribute.get_strategy()
 
 
-# ----------------------------------------------------------------------- run state
-
-
-def _write_split(run_dir: Path, train: DatasetIndex, val: DatasetIndex) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["path", "label", "split", "group"])
-    for name, part in (("train", train), ("validation", val)):
-        for r in part.recordings:
-            w.writerow([r.path.relative_to(train.root).as_posix(), r.label, name, r.group])
-    atomic_write_text(run_dir / "split.csv", buf.getvalue())
-
-
-def _read_split(run_dir: Path, index: DatasetIndex) -> tuple[DatasetIndex, DatasetIndex]:
-    by_path = {r.path.relative_to(index.root).as_posix(): r for r in index.recordings}
-    parts: dict[str, list] = {"train": [], "validation": []}
-    with open(run_dir / "split.csv", newline="", encoding="utf-8",
-              errors="surrogateescape") as fh:
-        for row in csv.DictReader(fh):
-            rec = by_path.get(row["path"])
-            if rec is not None:
-                parts[row["split"]].append(rec)
-    return index.subset(parts["train"]), index.subset(parts["validation"])
-
-
-class _State:
-    """``state.json``: where a run is, so that ``--resume`` can continue it."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / "state.json"
-        self.data: dict[str, Any] = {"phase": 1, "epoch": 0, "best": None, "wait": 0,
-                                     "history": {"phase1": [], "phase2": []}, "done": False}
-        if self.path.exists():
-            self.data.update(json.loads(self.path.read_text(encoding="utf-8")))
-
-    def save(self) -> None:
-        atomic_write_text(self.path, json.dumps(self.data, indent=2) + "\n")
-
-
-def _callback(run_dir: Path, model, state: _State, phase: int, monitor: str, patience: int):
+@contextlib.contextmanager
+def seeded(seed: int, *, deterministic: bool = True) -> Iterator[None]:
+    """Seed Python, NumPy and TensorFlow, and (``deterministic``) switch on TensorFlow's
+    op determinism for the block: same seed, same data, same machine, same model.
+    Python's and NumPy's global random states and the determinism switch are put back
+    afterwards, so the caller's process is left as it was."""
     keras = require("keras")
+    from tensorflow.python.framework import config as tf_config
 
-    class EpochCheckpoint(keras.callbacks.Callback):
-        """Checkpoint, best-weights tracking and early stopping that survive a restart."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    was_deterministic = tf_config.is_op_determinism_enabled()
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf_config.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if deterministic and not was_deterministic:
+            tf_config.disable_op_determinism()
+        random.setstate(py_state)
+        np.random.set_state(np_state)
 
+
+# ----------------------------------------------------------------------- callbacks
+def _best_tracker(run: RunDir, model, state: dict[str, Any], phase: int, monitor: str,
+                  patience: int, say: _Say):
+    """Early stopping and best-weights keeping whose record survives a restart."""
+    keras = require("keras")
+    key = f"phase{phase}"
+
+    class BestTracker(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             logs = {k: float(v) for k, v in (logs or {}).items()}
-            d = state.data
-            d["history"][f"phase{phase}"].append({"epoch": epoch + 1, **logs})
-            value = logs.get(monitor, logs.get("loss"))
-            if d["best"] is None or value < d["best"]:
-                d["best"], d["wait"] = value, 0
-                with atomic_path(run_dir / "best.weights.h5", suffix=".weights.h5") as tmp:
+            rows = [r for r in state["history"][key] if r["epoch"] <= epoch]
+            state["history"][key] = [*rows, {"epoch": epoch + 1, **logs}]
+            value = logs.get(monitor, logs.get("loss", float("inf")))
+            if state["best"] is None or value < state["best"]:
+                state.update(best=value, best_epoch=epoch + 1, wait=0)
+                with atomic_path(run.best_weights_path, suffix=".weights.h5") as tmp:
                     model.save_weights(tmp)
             else:
-                d["wait"] += 1
-            with atomic_path(run_dir / "checkpoint.weights.h5", suffix=".weights.h5") as tmp:
-                model.save_weights(tmp)
-            d["phase"], d["epoch"] = phase, epoch + 1
-            state.save()
-            if d["wait"] > patience:
-                log.info("phase %d: early stop after epoch %d (best %s %.4f)", phase,
-                         epoch + 1, monitor, d["best"])
+                state["wait"] += 1
+            state["epoch"] = epoch + 1
+            run.write_state(state)
+            if state["wait"] >= max(patience, 1):
+                say(f"  stopping early after epoch {epoch + 1}: {monitor} has not improved "
+                    f"for {state['wait']} epoch(s)")
                 self.model.stop_training = True
 
-    return EpochCheckpoint()
+    return BestTracker()
 
 
-def _restore_best(run_dir: Path, model) -> None:
-    best = run_dir / "best.weights.h5"
-    if best.exists():
-        model.load_weights(best)
+def _progress_bar(phase: int, epochs: int, enabled: bool):
+    """One progress bar per epoch on stderr, then a line of metrics."""
+    keras = require("keras")
+    from tqdm.auto import tqdm
+
+    class EpochProgress(keras.callbacks.Callback):
+        bar = None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if enabled:
+                self.bar = tqdm(total=self.params.get("steps"), unit="batch", leave=False,
+                                file=sys.stderr, desc=f"  epoch {epoch + 1}/{epochs}")
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.bar is not None:
+                self.bar.update(1)
+
+        def on_epoch_end(self, epoch, logs=None):
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+            if enabled:
+                text = "  ".join(f"{k} {float(v):.4f}" for k, v in (logs or {}).items())
+                print(f"  epoch {epoch + 1}/{epochs}: {text}", file=sys.stderr, flush=True)
+
+    return EpochProgress()
 
 
-# ------------------------------------------------------------------------- phases
-
-
-def _extract(extractor, ds, *, verbose: bool, desc: str) -> tuple[np.ndarray, ...]:
+def _extract(extractor, ds, *, progress: bool, desc: str) -> tuple[np.ndarray, np.ndarray]:
     """Run every window through frontend + frozen backbone once (phase 1's cache)."""
     from tqdm.auto import tqdm
 
-    xs, ys, ids = [], [], []
-    for x, y, rid in tqdm(ds, desc=desc, unit="batch", disable=not verbose, leave=False):
-        xs.append(np.asarray(extractor(x, training=False)))
-        ys.append(np.asarray(y))
-        ids.append(np.asarray(rid))
+    xs, ys = [], []
+    with tqdm(desc=desc, unit="window", disable=not progress, leave=False,
+              file=sys.stderr) as bar:
+        for x, y, _ in ds:
+            xs.append(np.asarray(extractor(x, training=False)))
+            ys.append(np.asarray(y))
+            bar.update(len(ys[-1]))
     if not xs:
-        return np.zeros((0, extractor.output.shape[-1]), np.float32), np.zeros((0, 0)), \
-            np.zeros(0, int)
-    return np.concatenate(xs), np.concatenate(ys), np.concatenate(ids)
+        return np.zeros((0, extractor.output.shape[-1]), np.float32), np.zeros((0, 0))
+    return np.concatenate(xs), np.concatenate(ys)
 
 
 def _class_weights(y_one_hot: np.ndarray, n_classes: int) -> list[float]:
@@ -170,57 +198,36 @@ def _class_weights(y_one_hot: np.ndarray, n_classes: int) -> list[float]:
     return weights.tolist()
 
 
-def train(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
-          config: TrainConfig | None = None, resume: bool = False,
-          strategy: str = "default", validation_dir: str | os.PathLike | None = None,
-          verbose: bool = False, export: bool = True) -> TrainResult:
-    """Train a species classifier on a folder-per-species tree of recordings.
+def _loss(config: TrainConfig):
+    keras = require("keras")
+    return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
 
-    Parameters
-    ----------
-    data_dir : path
-        ``DATA_DIR/<species>/<recordings>``.
-    output_dir : path
-        The run directory; created. Holds ``model.keras``, ``config.json``,
-        ``labels.txt``, ``split.csv``, ``history.json``/``.csv``,
-        ``learning_curves.png``, ``report/`` and (with ``export``) ``model.tflite``.
-    config : TrainConfig
-        All settings; saved as ``config.json``. Ignored with ``resume`` (the saved
-        settings are used so that the run continues as it started).
-    resume : bool
-        Continue an interrupted run in ``output_dir`` from its last completed epoch.
-    strategy : {"default", "mirrored"}
-        ``tf.distribute`` strategy (``mirrored``: all local GPUs).
-    validation_dir : path, optional
-        A separate folder-per-species tree for validation instead of a split.
-    """
-    started = time.perf_counter()
-    keras = require("keras", purpose="train a model")
-    from .evaluate import evaluate_index, write_report
-    from .model import build_model, feature_extractor, head_model, set_fine_tuning
-    from .plots import plot_learning_curves
 
-    distribution = _strategy(strategy)  # a bad name fails before anything is written
-    run_dir = Path(output_dir)
+def _backup(run: RunDir, phase: int):
+    keras = require("keras")
+    return keras.callbacks.BackupAndRestore(str(run.backup_dir / f"phase{phase}"),
+                                            double_checkpoint=True)
+
+
+# ------------------------------------------------------------------------ the data
+def _prepare(data_dir, run: RunDir, config: TrainConfig | None, *, resume: bool,
+             validation_dir) -> tuple[TrainConfig, DatasetIndex, DatasetIndex, DatasetIndex]:
+    """Settings and split, checked before anything is written."""
     if resume:
-        if not (run_dir / "config.json").exists():
-            raise DatasetError(f"{run_dir}: nothing to resume (no config.json); start a new "
-                               "run without --resume")
-        saved = load_config(TrainConfig, run_dir / "config.json")
+        if not run.is_run():
+            raise DatasetError(f"{run.path}: nothing to resume (no config.json); start a new "
+                               "run without resume")
+        saved = run.read_config()
         if config is not None and config != saved:
             log.warning("resume: using the settings saved in %s, not the ones given",
-                        run_dir / "config.json")
+                        run.config_path)
         config = saved
     else:
         config = config or TrainConfig()
-        if (run_dir / "state.json").exists():
-            raise InvalidParameterError(
-                f"The 'output_dir' parameter must be a new or empty run directory. Got "
-                f"{str(run_dir)!r}, which holds a run; pass resume=True (--resume) or "
-                "choose another directory.")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _seed_everything(config.seed)
-
+        if run.has_started() or run.is_run():
+            raise parameter_error(
+                "output_dir", "a new or empty run directory (or resume an interrupted run)",
+                str(run.path))
     index = index_dataset(data_dir, group_pattern=config.group_pattern)
     if index.kind == "images":
         raise DatasetError(
@@ -228,83 +235,181 @@ def train(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
             "trains from the recordings themselves, so that the exported model takes raw "
             "audio and computes the same spectrogram inside; point train at the folder of "
             "recordings those images were made from.")
-    if resume and (run_dir / "split.csv").exists():
-        train_idx, val_idx = _read_split(run_dir, index)
-    elif validation_dir is not None:
-        train_idx = index
-        val_idx = index_dataset(validation_dir, group_pattern=config.group_pattern,
-                                labels=index.labels)
-        val_idx.skipped, index.skipped = [], index.skipped + val_idx.skipped
-    else:
-        train_idx, val_idx = split_recordings(index, validation_fraction=config.validation_fraction,
-                                              seed=config.seed)
-    labels = index.labels
-    save_config(config, run_dir / "config.json")
-    atomic_write_text(run_dir / "labels.txt", "\n".join(labels) + "\n")
-    _write_split(run_dir, train_idx, val_idx)
-    log.info("%d species, %d training and %d validation recordings, %d skipped",
-             len(labels), len(train_idx.recordings), len(val_idx.recordings),
-             len(index.skipped))
+    if resume:
+        before = run.read_labels()
+        if list(index.labels) != before:
+            added = sorted(set(index.labels) - set(before))
+            gone = sorted(set(before) - set(index.labels))
+            raise DatasetError(
+                f"{data_dir}: the species have changed since {run.path} started (new: "
+                f"{', '.join(added) or 'none'}; missing: {', '.join(gone) or 'none'}); a "
+                "model cannot change its species mid-run. Start a new run in another folder.")
+        split = run.read_split()
+        return (config, index, DatasetIndex(index.root, index.labels, split.train),
+                DatasetIndex(index.root, index.labels, split.validation))
+    if validation_dir is not None:
+        val = index_dataset(validation_dir, group_pattern=config.group_pattern,
+                            labels=index.labels, min_species=1)
+        index.skipped += val.skipped
+        return config, index, index.subset(index.recordings), DatasetIndex(
+            val.root, index.labels, val.recordings)
+    train_idx, val_idx = split_recordings(index, validation_fraction=config.validation_fraction,
+                                          seed=config.seed)
+    return config, index, train_idx, val_idx
 
-    state = _State(run_dir)
+
+def _summary_lines(index: DatasetIndex, train: DatasetIndex, val: DatasetIndex) -> list[str]:
+    counts_t, counts_v = train.counts(), val.counts()
+    lines = [f"data: {len(index.labels)} species, {len(train.recordings)} training and "
+             f"{len(val.recordings)} validation recordings (split by recording and by "
+             f"group), {len(index.skipped)} file(s) skipped"]
+    for label in index.labels:
+        lines.append(f"  {label:30s} {counts_t.get(label, 0):4d} train  "
+                     f"{counts_v.get(label, 0):4d} validation")
+    return lines
+
+
+# ------------------------------------------------------------------------ training
+def train_model(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
+                config: TrainConfig | None = None, resume: bool = False,
+                strategy: str = "default", validation_dir: str | os.PathLike | None = None,
+                progress: bool = False, deterministic: bool = True) -> TrainedModel:
+    """Train a species classifier and save it as ``output_dir/model.keras``.
+
+    Parameters
+    ----------
+    data_dir : path
+        ``DATA_DIR/<species>/<recordings>``.
+    output_dir : path
+        The run directory (see :class:`~birdsong.rundir.RunDir`); created when training
+        starts, removed again if the start fails before an epoch has finished.
+    config : TrainConfig
+        All settings; saved as ``config.json``. Ignored with ``resume``.
+    resume : bool
+        Continue an interrupted run in ``output_dir`` with its saved settings.
+    strategy : {"default", "mirrored"}
+        ``tf.distribute`` strategy (``mirrored``: all local GPUs).
+    validation_dir : path, optional
+        A separate folder-per-species tree for validation instead of a split.
+    progress : bool
+        Print a dataset summary, phase names, progress bars and what early stopping
+        kept to stderr (the CLI does); otherwise the library stays silent.
+    deterministic : bool
+        Switch TensorFlow's op determinism on while training (restored afterwards).
+    """
+    started = time.perf_counter()
+    _check_strategy(strategy)
+    if not isinstance(resume, bool):
+        raise parameter_error("resume", "True or False", resume)
+    say = _Say(progress)
+    run = RunDir(output_dir)
+    config, index, train_idx, val_idx = _prepare(data_dir, run, config, resume=resume,
+                                                 validation_dir=validation_dir)
+    for line in _summary_lines(index, train_idx, val_idx):
+        say(line)
+    if not train_idx.recordings:
+        raise DatasetError(f"{data_dir}: no training recordings")
+    require("keras", purpose="train a model")
+    created = not run.path.exists()
+    run.path.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        run.write_config(config)
+        run.write_labels(index.labels)
+        run.write_split(train_idx, val_idx)
+    try:
+        with seeded(config.seed, deterministic=deterministic):
+            trained = _train(run, config, index, train_idx, val_idx, strategy=strategy,
+                             say=say, data_dir=data_dir)
+    except BaseException:
+        if created and not run.read_state().get("history", {}).get("phase1") and \
+                not run.read_state().get("history", {}).get("phase2"):
+            shutil.rmtree(run.path, ignore_errors=True)  # nothing worth keeping
+        raise
+    trained.seconds["total"] = time.perf_counter() - started
+    return trained
+
+
+def _train(run: RunDir, config: TrainConfig, index: DatasetIndex, train_idx: DatasetIndex,
+           val_idx: DatasetIndex, *, strategy: str, say: _Say, data_dir) -> TrainedModel:
+    keras = require("keras")
+    tf = require("tensorflow")
+    from .model import build_model, feature_extractor, head_model, set_fine_tuning
+    from .plots import plot_learning_curves
+
+    labels = index.labels
+    state: dict[str, Any] = {"phase": 1, "epoch": 0, "best": None, "best_epoch": 0,
+                             "wait": 0, "history": {"phase1": [], "phase2": []}}
+    state.update(run.read_state())
+    if state["phase"] == 1 and config.epochs_frozen == 0:
+        state["phase"] = 2
     skips = SkipLog()
     has_val = bool(val_idx.recordings)
     monitor = "val_loss" if has_val else "loss"
-    fit_verbose = 2 if verbose else 0
+    seconds: dict[str, float] = {}
 
-    with distribution.scope():
-        checkpoint = run_dir / "checkpoint.weights.h5"
-        resuming = resume and checkpoint.exists()
-        model = build_model(labels, config, load_weights=not resuming)
-        if resuming:
-            model.load_weights(checkpoint)
-            if state.data["phase"] == 2 and state.data["epoch"] == 0:
-                _restore_best(run_dir, model)  # phase 2 starts from phase 1's best
-            log.info("resumed at phase %d epoch %d", state.data["phase"], state.data["epoch"])
+    with _strategy(strategy).scope():
+        restarting = run.best_weights_path.exists()
+        model = build_model(labels, config, load_weights=not restarting)
+        if restarting:
+            model.load_weights(run.best_weights_path)
+            say(f"resuming {run.path} in phase {state['phase']} after epoch "
+                f"{state['epoch']}" if state["phase"] != "done" else
+                f"resuming {run.path}: training had finished; saving its best epoch")
 
-        # phase 1: frozen backbone on cached features
-        train_ids = make_dataset(train_idx, config, training=False, skips=skips, with_ids=True)
-        phase1 = state.data["phase"] == 1 and state.data["epoch"] < config.epochs_frozen
-        if phase1:
-            xtr, ytr, _ = _extract(feature_extractor(model), train_ids, verbose=verbose,
-                                   desc="caching training features")
-        else:  # only the labels are needed (class weights): decode, no network pass
-            ytr = np.concatenate([np.asarray(y) for _, y, _ in train_ids] or
-                                 [np.zeros((0, len(labels)))])
-        if len(ytr) == 0:
-            raise DatasetError(f"{data_dir}: no training window could be decoded")
-        weights = (_class_weights(ytr, len(labels)) if config.class_weighting
-                   else [1.0] * len(labels))
+        train_plain = make_dataset(train_idx, config, training=False, skips=skips,
+                                   with_ids=True)
         val_plain = (make_dataset(val_idx, config, training=False, skips=skips,
                                   with_ids=True) if has_val else None)
-        if phase1:
-            tf = require("tensorflow")
-            xva, yva, _ = (_extract(feature_extractor(model), val_plain, verbose=verbose,
-                                    desc="caching validation features")
-                           if has_val else (None, None, None))
+
+        if state["phase"] == 1:
+            t0 = time.perf_counter()
+            say(f"{PHASE_NAMES[1]}: decoding recordings and caching backbone features")
+            extractor = feature_extractor(model)
+            xtr, ytr = _extract(extractor, train_plain, progress=say.progress,
+                                desc="  training windows")
+            if len(ytr) == 0:
+                raise DatasetError(f"{data_dir}: no training window could be decoded")
+            xva, yva = (_extract(extractor, val_plain, progress=say.progress,
+                                 desc="  validation windows") if has_val else (None, None))
+            weights = (_class_weights(ytr, len(labels)) if config.class_weighting
+                       else [1.0] * len(labels))
             head = head_model(model)
             head.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                         loss="categorical_crossentropy", metrics=["accuracy"])
+                         loss=_loss(config), metrics=["accuracy"])
             sw = np.asarray(weights, np.float32)[ytr.argmax(1)]
             ds = (tf.data.Dataset.from_tensor_slices((xtr, ytr, sw))
                   .shuffle(len(xtr), seed=config.seed).batch(config.batch_size))
+            say(f"  {len(xtr)} training windows, {0 if xva is None else len(xva)} "
+                f"validation windows; up to {config.epochs_frozen} epochs")
             head.fit(ds, validation_data=(xva, yva) if has_val else None,
-                     epochs=config.epochs_frozen, initial_epoch=state.data["epoch"],
-                     callbacks=[_callback(run_dir, model, state, 1, monitor, config.patience)],
-                     verbose=fit_verbose, shuffle=False)
-            _restore_best(run_dir, model)
-        if state.data["phase"] == 1:
-            state.data.update(phase=2, epoch=0, best=None, wait=0)
-            state.save()
+                     epochs=config.epochs_frozen, verbose=0, shuffle=False,
+                     callbacks=[_best_tracker(run, model, state, 1, monitor,
+                                              config.patience, say),
+                                _backup(run, 1),
+                                _progress_bar(1, config.epochs_frozen, say.progress)])
+            _keep_best(run, model, state, 1, monitor, say)
+            state.update(phase=2, epoch=0, best=None, best_epoch=0, wait=0)
+            run.write_state(state)
+            seconds["phase1"] = time.perf_counter() - t0
+        else:
+            ytr = None
 
-        # phase 2: fine-tune the top of the backbone
-        if state.data["epoch"] < config.epochs_finetune:
+        if state["phase"] == 2 and config.epochs_finetune > 0:
+            t0 = time.perf_counter()
+            if ytr is None:  # class weights need the labels of the training windows
+                ytr = np.concatenate([np.asarray(y) for _, y, _ in train_plain] or
+                                     [np.zeros((0, len(labels)))])
+                if len(ytr) == 0:
+                    raise DatasetError(f"{data_dir}: no training window could be decoded")
+            weights = (_class_weights(ytr, len(labels)) if config.class_weighting
+                       else [1.0] * len(labels))
             unfrozen = set_fine_tuning(model, config.fine_tune_from,
-                                       pretrained=config.weights is not None)
-            log.info("phase 2: fine-tuning %d backbone layers from %s", len(unfrozen),
-                     config.fine_tune_from)
+                                       pretrained=config.pretrained)
+            say(f"{PHASE_NAMES[2]}: {len(unfrozen)} backbone layers trainable from "
+                f"{config.fine_tune_from}, learning rate {config.finetune_learning_rate:g}, "
+                f"up to {config.epochs_finetune} epochs")
             model.compile(optimizer=keras.optimizers.Adam(config.finetune_learning_rate),
-                          loss="categorical_crossentropy", metrics=["accuracy"])
+                          loss=_loss(config), metrics=["accuracy"])
             train_ds = make_dataset(train_idx, config, training=True, skips=skips,
                                     class_weights=weights)
             val_ds = (make_dataset(val_idx, config, training=False, skips=skips)
@@ -314,76 +419,61 @@ def train(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
                 # file; Keras then reports the dataset's end as an interruption.
                 warnings.filterwarnings("ignore", message="Your input ran out of data")
                 model.fit(train_ds, validation_data=val_ds, epochs=config.epochs_finetune,
-                          initial_epoch=state.data["epoch"],
-                          callbacks=[_callback(run_dir, model, state, 2, monitor,
-                                               config.patience)],
-                          verbose=fit_verbose, shuffle=False)
-            _restore_best(run_dir, model)
+                          verbose=0, shuffle=False,
+                          callbacks=[_best_tracker(run, model, state, 2, monitor,
+                                                   config.patience, say),
+                                     _backup(run, 2),
+                                     _progress_bar(2, config.epochs_finetune, say.progress)])
+            _keep_best(run, model, state, 2, monitor, say)
+            seconds["phase2"] = time.perf_counter() - t0
+        # (a run that had finished training was built from its best weights above)
+        state["phase"] = "done"
+        run.write_state(state)
 
-    model_path = run_dir / "model.keras"
-    with atomic_path(model_path, suffix=".keras") as tmp:
+    with atomic_path(run.keras_path, suffix=".keras") as tmp:
         model.save(tmp)
-    history = state.data["history"]
-    _write_history(run_dir, history)
-    plot_learning_curves(history, run_dir / "learning_curves.png")
-
+    history = state["history"]
+    run.write_history(history)
+    plot_learning_curves(history, run / "learning_curves.png")
+    for name, s in seconds.items():
+        say(f"{name}: {s:.0f} s")
     skipped = sorted(index.skipped + skips.items, key=lambda s: s.path)
-    report = None
-    if has_val:
-        report = evaluate_index(lambda x: np.asarray(model(x, training=False)), val_idx,
-                                config=config, skips=skips, batch_size=config.batch_size,
-                                progress=verbose)
-        skipped = sorted(index.skipped + skips.items, key=lambda s: s.path)
-        report["skipped"] = [{"path": s.path, "reason": s.reason} for s in skipped]
-        report["model"] = str(model_path)
-        write_report(report, run_dir / "report")
-    atomic_write_text(run_dir / "skipped.json", json.dumps(
-        [{"path": s.path, "reason": s.reason} for s in skipped], indent=2) + "\n")
-    tflite_path = None
-    if export:
-        from .export import export_model
-
-        tflite_path = export_model(run_dir, run_dir / "model.tflite", model=model)
-    state.data["done"] = True
-    state.save()
-    _remember(tflite_path or model_path)
-    result = TrainResult(run_dir, model_path, labels, history, report, skipped, tflite_path,
-                         time.perf_counter() - started)
-    summary = {"version": __version__, "data_dir": str(Path(data_dir).resolve()),
-               "labels": list(labels), "seconds": result.seconds,
-               "per_recording_accuracy": result.accuracy,
-               "train_recordings": len(train_idx.recordings),
-               "validation_recordings": len(val_idx.recordings), "skipped": len(skipped)}
-    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return result
+    return TrainedModel(model, run, config, labels, train_idx, val_idx, history, skipped,
+                        seconds)
 
 
-def _seed_everything(seed: int) -> None:
-    """Same seed, same data, same machine: the same model. Seeds Python, NumPy and
-    TensorFlow and switches on TensorFlow's op determinism for this process (threaded
-    CPU kernels otherwise sum in a varying order and runs drift apart)."""
-    keras = require("keras")
-    tf = require("tensorflow")
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+def _keep_best(run: RunDir, model, state: dict[str, Any], phase: int, monitor: str,
+               say: _Say) -> None:
+    """Load the best epoch of the phase that just ended, and say which it was."""
+    if run.best_weights_path.exists():
+        model.load_weights(run.best_weights_path)
+    rows = state["history"][f"phase{phase}"]
+    best = next((r for r in rows if r["epoch"] == state.get("best_epoch")), None)
+    if best is not None:
+        extra = "  ".join(f"{k} {v:.4f}" for k, v in best.items() if k != "epoch")
+        say(f"  kept epoch {best['epoch']} of {len(rows)} (lowest {monitor}): {extra}")
 
 
-def _remember(path: Path) -> None:
-    from .registry import remember_model
+def check_training_inputs(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
+                          resume: bool, strategy: str,
+                          validation_dir: str | os.PathLike | None = None) -> None:
+    """The checks :func:`train_model` makes before TensorFlow is imported, for a command
+    line that wants to fail fast."""
+    _check_strategy(strategy)
+    for path in (data_dir, validation_dir):
+        if path is not None and not Path(path).is_dir():
+            raise (FileNotFoundError(f"No such dataset folder: {path}")
+                   if not Path(path).exists() else
+                   InvalidParameterError(f"{path}: the dataset must be a folder with one "
+                                         "sub-folder per species"))
+    run = RunDir(output_dir)
+    if run.path.exists() and not run.path.is_dir():
+        raise parameter_error("output_dir", "a folder (the run directory)", str(output_dir))
+    if resume and not run.is_run():
+        raise DatasetError(f"{run.path}: nothing to resume (no config.json); start a new "
+                           "run without resume")
+    if not resume and (run.has_started() or run.is_run()):
+        raise parameter_error("output_dir",
+                              "a new or empty run directory (or resume an interrupted run)",
+                              str(output_dir))
 
-    try:
-        remember_model(path)
-    except OSError as exc:  # a read-only home must not fail a finished run
-        log.warning("could not record %s as the latest model: %s", path, exc)
-
-
-def _write_history(run_dir: Path, history: dict[str, list[dict[str, float]]]) -> None:
-    atomic_write_text(run_dir / "history.json", json.dumps(history, indent=2) + "\n")
-    keys = sorted({k for rows in history.values() for row in rows for k in row} - {"epoch"})
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["phase", "epoch", *keys])
-    for phase, rows in history.items():
-        for row in rows:
-            w.writerow([phase, row["epoch"], *(row.get(k, "") for k in keys)])
-    atomic_write_text(run_dir / "history.csv", buf.getvalue())

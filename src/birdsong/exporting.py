@@ -31,7 +31,8 @@ from ._io import atomic_write_bytes, atomic_write_text
 from .config import TrainConfig, to_dict
 from .errors import InvalidParameterError, ModelError, require
 
-__all__ = ["QUANTIZATIONS", "convert", "export_model", "representative_windows"]
+__all__ = ["QUANTIZATIONS", "agreement_with_float32", "convert", "export_model",
+           "model_settings", "representative_windows"]
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +42,13 @@ QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 def representative_windows(run_dir: str | os.PathLike, config: TrainConfig, *,
                            split: str = "train", limit: int = 200, seed: int = 0
                            ) -> np.ndarray:
-    """Up to ``limit`` windows with sound from a run's ``split.csv`` recordings."""
-    import csv
-
+    """Up to ``limit`` windows with sound from one side of a run's split."""
     from .errors import AudioError
     from .pipeline import recording_windows
+    from .rundir import RunDir
 
-    run_dir = Path(run_dir)
-    split_file = run_dir / "split.csv"
-    data_root = _data_root(run_dir)
-    if not split_file.exists() or data_root is None:
-        raise ModelError(f"{run_dir}: needs split.csv and summary.json (the training data) "
-                         "to draw representative windows")
-    with open(split_file, newline="", encoding="utf-8") as fh:
-        paths = [data_root / row["path"] for row in csv.DictReader(fh) if row["split"] == split]
+    run = RunDir(run_dir)
+    paths = [r.path for r in run.read_split().side(split)]
     rng = np.random.default_rng(seed)
     rng.shuffle(paths)
     out: list[np.ndarray] = []
@@ -66,18 +60,8 @@ def representative_windows(run_dir: str | os.PathLike, config: TrainConfig, *,
         if len(out) >= limit:
             break
     if not out:
-        raise ModelError(f"{run_dir}: no {split} recording could be read for calibration")
+        raise ModelError(f"{run.path}: no {split} recording could be read for calibration")
     return np.stack(out[:limit])
-
-
-def _data_root(run_dir: Path) -> Path | None:
-    import json
-
-    try:
-        root = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["data_dir"]
-    except (OSError, ValueError, KeyError):
-        return None
-    return Path(root)
 
 
 def _frontend_tensors(tf, flat: bytes) -> list[str]:
@@ -135,19 +119,30 @@ def convert(model, *, quantize: str = "none",
 
 
 def _run_parts(run_dir: Path, model: Any | None) -> tuple[Any, TrainConfig, list[str]]:
-    from .model import load_keras_model, read_run
+    from .model import load_keras_model
+    from .rundir import RunDir
 
-    config, labels = read_run(run_dir)
+    config, labels = RunDir(run_dir).read()
     return (model if model is not None else load_keras_model(run_dir)), config, labels
+
+
+def model_settings(config: TrainConfig, *, quantize: str = "none") -> dict[str, Any]:
+    """birdsong's settings block in a model's metadata: the audio features, the window
+    rules (how a recording's answer is made) and how the model was trained, once each."""
+    training = to_dict(config)
+    features, windows = training.pop("features"), training.pop("windows")
+    return {"features": features, "windows": windows, "training": training,
+            "quantization": quantize, "birdsong_version": __version__}
 
 
 def export_model(run_dir: str | os.PathLike, output: str | os.PathLike, *,
                  quantize: str = "none", model: Any | None = None,
-                 representative: np.ndarray | None = None) -> Path:
+                 representative: np.ndarray | None = None, remember: bool = True) -> Path:
     """Export a run directory's model to ``output`` (``.tflite``) with metadata.
 
     Writes atomically (no half-written file under the final name), writes
-    ``labels.txt`` beside it, and records it as this machine's latest model.
+    ``labels.txt`` beside it, and (``remember``) records it as this machine's latest
+    model.
     For ``int8`` the calibration windows default to 200 training windows of the run.
     """
     from .metadata import add_metadata
@@ -159,8 +154,7 @@ def export_model(run_dir: str | os.PathLike, output: str | os.PathLike, *,
         representative = representative_windows(run_dir, config, seed=config.seed)
     flat = convert(keras_model, quantize=quantize, representative=representative)
     f = config.features
-    settings = {"features": to_dict(f), "train": to_dict(config), "quantization": quantize,
-                "birdsong_version": __version__}
+    settings = model_settings(config, quantize=quantize)
     flat = add_metadata(flat, labels=labels, sample_rate=f.sample_rate,
                         num_samples=f.num_samples, channels=1,
                         name=f"birdsong {len(labels)}-species classifier",
@@ -172,10 +166,11 @@ def export_model(run_dir: str | os.PathLike, output: str | os.PathLike, *,
     atomic_write_bytes(output, flat)
     atomic_write_text(output.with_name("labels.txt") if output.name != "labels.txt"
                       else output.with_suffix(".labels.txt"), "\n".join(labels) + "\n")
-    try:
-        remember_model(output)
-    except OSError as exc:
-        log.warning("could not record %s as the latest model: %s", output, exc)
+    if remember:
+        try:
+            remember_model(output)
+        except OSError as exc:
+            log.warning("could not record %s as the latest model: %s", output, exc)
     log.info("exported %s (%s, %.2f MB)", output, quantize, output.stat().st_size / 1e6)
     return output
 

@@ -1,0 +1,183 @@
+"""Honest evaluation: per window and per recording, per species, with the figures.
+
+Works on a Keras model (a run directory or ``.keras`` file) and on an exported
+``.tflite`` (through the LiteRT :class:`~birdsong.inference.Classifier`). Every
+recording is scanned and answered by :mod:`birdsong.rules` with the model's own
+:class:`~birdsong.config.WindowRules`, exactly as ``Classifier.predict`` answers it:
+the per-recording number in a report is the number a user gets. Per-window metrics are
+over the windows that count (those with sound).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._io import atomic_write_text
+from .config import FeatureConfig, WindowRules
+from .dataset import DatasetIndex, index_dataset
+from .errors import AudioError, ModelError
+from .metrics import classification_metrics, is_collapsed
+from .pipeline import SkipLog
+from .rules import recording_scores, scan_recording
+
+__all__ = ["evaluate", "evaluate_index", "write_report"]
+
+log = logging.getLogger(__name__)
+
+Scorer = Callable[[np.ndarray], np.ndarray]
+
+
+def evaluate_index(scorer: Scorer, index: DatasetIndex, *, features: FeatureConfig,
+                   rules: WindowRules, labels: Sequence[str] | None = None,
+                   batch_size: int = 32, skips: SkipLog | None = None,
+                   progress: bool = False) -> dict[str, Any]:
+    """Score every recording of ``index`` and compute the metrics.
+
+    ``scorer`` maps windows ``(n, num_samples)`` to probabilities ``(n, n_classes)``.
+    The report says ``collapsed: true`` when the model gives the same output for every
+    window (it has learnt nothing).
+    """
+    from tqdm.auto import tqdm
+
+    labels = list(labels or index.labels)
+    skips = skips or SkipLog()
+    rules = rules.for_clip(features.clip_seconds)
+    window_scores, window_true, rec_scores, rec_true, per_recording = [], [], [], [], []
+    for rec in tqdm(index.recordings, desc="evaluating", unit="file", disable=not progress,
+                    file=sys.stderr, leave=False):
+        try:
+            scan = scan_recording(rec.path, scorer, features=features,
+                                  hop_seconds=rules.hop_seconds, batch_windows=batch_size)
+        except (AudioError, OSError) as exc:
+            skips.add(str(rec.path), str(exc))
+            continue
+        clip, chosen = recording_scores(scan, rules)
+        truth = labels.index(rec.label)
+        window_scores.append(scan.scores[chosen])
+        window_true += [truth] * len(chosen)
+        rec_scores.append(clip)
+        rec_true.append(truth)
+        per_recording.append({"path": str(rec.path), "label": rec.label,
+                              "predicted": labels[int(np.argmax(clip))],
+                              "score": float(np.max(clip)), "windows": int(len(chosen))})
+    if not per_recording:
+        raise ModelError("no recording could be evaluated (every file was skipped)")
+    ws = np.concatenate(window_scores)
+    return {"labels": labels, "rules": dataclasses.asdict(rules),
+            "per_window": classification_metrics(np.asarray(window_true), ws, labels),
+            "per_recording": classification_metrics(np.asarray(rec_true),
+                                                    np.stack(rec_scores), labels),
+            "collapsed": is_collapsed(ws),
+            "recordings": per_recording,
+            "skipped": [{"path": k.path, "reason": k.reason} for k in skips.items]}
+
+
+def _keras_scorer(path: Path) -> tuple[Scorer, FeatureConfig, WindowRules, list[str]]:
+    from .model import load_keras_model
+    from .rundir import RunDir
+
+    config, labels = RunDir(path if path.is_dir() else path.parent).read()
+    model = load_keras_model(path)
+    return (lambda x: np.asarray(model(x, training=False))), config.features, \
+        config.windows, labels
+
+
+def _tflite_scorer(path: Path) -> tuple[Scorer, FeatureConfig, WindowRules, list[str]]:
+    from .inference import Classifier
+
+    clf = Classifier(path)
+    return clf.predict_windows, clf.features, clf.rules, list(clf.labels)
+
+
+def evaluate(model: str | os.PathLike, data_dir: str | os.PathLike, *,
+             output_dir: str | os.PathLike | None = None, batch_size: int = 32,
+             group_pattern: str | None = None, progress: bool = False) -> dict[str, Any]:
+    """Evaluate a run directory, ``.keras`` or ``.tflite`` model on a labelled folder.
+
+    Folders of species the model does not know are skipped and listed in the report.
+    With ``output_dir`` the report files are written there (see :func:`write_report`).
+    """
+    path = Path(model)
+    if not path.exists():
+        raise FileNotFoundError(f"No such model: {path}")
+    scorer, features, rules, labels = (_tflite_scorer(path) if path.suffix == ".tflite"
+                                       else _keras_scorer(path))
+    index = index_dataset(data_dir, group_pattern=group_pattern, labels=labels,
+                          min_species=1)
+    skips = SkipLog()
+    report = evaluate_index(scorer, index, features=features, rules=rules, labels=labels,
+                            batch_size=batch_size, skips=skips, progress=progress)
+    report["skipped"] = [{"path": s.path, "reason": s.reason} for s in index.skipped] + \
+        report["skipped"]
+    report["model"] = str(path)
+    report["data"] = str(data_dir)
+    if output_dir is not None:
+        write_report(report, output_dir)
+    return report
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    lines = [f"# Evaluation report\n\nModel: `{report.get('model', '?')}`  "]
+    if report.get("collapsed"):
+        lines.append("\n**Warning: the model gives the same output for every window: it "
+                     "has learnt nothing.** Check the training settings (from scratch, "
+                     "use the from-scratch schedule) and the data.\n")
+    for level in ("per_recording", "per_window"):
+        m = report[level]
+        lines += [f"\n## {level.replace('_', ' ').capitalize()} (n = {m['n']})\n",
+                  f"- top-1 accuracy: {m['top1_accuracy']:.3f} (chance: "
+                  f"{m['chance_accuracy']:.3f} guessing, {m['majority_accuracy']:.3f} "
+                  "always naming the commonest species)"]
+        if "top3_accuracy" in m:
+            lines.append(f"- top-3 accuracy: {m['top3_accuracy']:.3f}")
+        lines += [f"- macro F1: {m['macro_f1']:.3f}",
+                  f"- macro ROC-AUC: {m['macro_roc_auc']:.3f}\n",
+                  "| species | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+        lines += [f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | "
+                  f"{v['support']} |" for k, v in m["per_species"].items()]
+    skipped = report.get("skipped", [])
+    lines.append(f"\n## Skipped files ({len(skipped)})\n")
+    lines += [f"- `{s['path']}`: {s['reason']}" for s in skipped] or ["none"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict[str, Any], output_dir: str | os.PathLike) -> Path:
+    """Write ``report.json``, ``report.md``, ``per_species.csv`` and, per level,
+    ``confusion_matrix_<level>.csv`` / ``.png`` into ``output_dir``."""
+    from .plots import plot_confusion_matrix
+
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "report.json", json.dumps(report, indent=2, default=float) + "\n")
+    atomic_write_text(out / "report.md", _markdown(report))
+    labels = report["labels"]
+    for level in ("per_recording", "per_window"):
+        cm = report[level]["confusion_matrix"]
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["true \\ predicted", *labels])
+        for label, row in zip(labels, cm):
+            w.writerow([label, *row])
+        atomic_write_text(out / f"confusion_matrix_{level}.csv", buf.getvalue())
+        plot_confusion_matrix(cm, labels, out / f"confusion_matrix_{level}.png",
+                              title=f"Confusion matrix ({level.replace('_', ' ')})")
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["level", "species", "precision", "recall", "f1", "support", "roc_auc"])
+    for level in ("per_recording", "per_window"):
+        for k, v in report[level]["per_species"].items():
+            w.writerow([level, k, v["precision"], v["recall"], v["f1"], v["support"],
+                        v["roc_auc"]])
+    atomic_write_text(out / "per_species.csv", buf.getvalue())
+    return out

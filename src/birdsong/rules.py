@@ -1,0 +1,192 @@
+"""The rules a model runs by: which windows of a recording count, and how their scores
+become the recording's answer.
+
+One implementation, used by training (which windows to learn from), evaluation and
+:class:`~birdsong.inference.Classifier` alike, with the :class:`~birdsong.config.WindowRules`
+saved inside every model. Light tier: numpy and :mod:`birdsong.audio` only.
+
+A recording is scanned once (:func:`scan_recording`): windows of ``clip_seconds`` every
+``hop_seconds``, each scored by the model and given the energy of its 25-ms frames. Only
+when the whole recording has been read is the noise floor known (the 20th percentile of
+every frame), and with it each window's activity, so the answer does not depend on how
+many windows were scored at a time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+
+from .audio import (
+    MAX_ABS_SAMPLE,
+    Window,
+    activity_from_energy,
+    check_sample_rate,
+    frame,
+    frame_energy_db,
+    resample,
+    stream_windows,
+)
+from .config import FeatureConfig, WindowRules
+from .errors import InvalidParameterError, parameter_error
+
+__all__ = [
+    "ScannedRecording",
+    "aggregate",
+    "choose_windows",
+    "iter_windows",
+    "recording_scores",
+    "scan_recording",
+]
+
+Source = str | os.PathLike | BinaryIO | np.ndarray
+Scorer = Callable[[np.ndarray], np.ndarray]
+
+
+def choose_windows(activity: np.ndarray, rules: WindowRules) -> np.ndarray:
+    """Indices (in time order) of the windows that count.
+
+    Windows whose activity reaches ``rules.min_activity``, at most ``rules.max_windows``
+    of them, the most active first; when none qualifies, the single most active window
+    (a short clip that is all song still counts).
+    """
+    act = np.asarray(activity, dtype=np.float64).reshape(-1)
+    if act.size == 0:
+        raise InvalidParameterError("The 'activity' parameter must hold at least one "
+                                    "window. Got none instead.")
+    order = np.argsort(-act, kind="stable")
+    keep = order[act[order] >= rules.min_activity][: rules.max_windows]
+    if keep.size == 0:
+        keep = order[:1]
+    return np.sort(keep)
+
+
+def aggregate(scores: np.ndarray, rules: WindowRules, *, exclusive: bool = True
+              ) -> np.ndarray:
+    """A recording's scores from its chosen windows' scores ``(n, n_classes)``.
+
+    ``mean``: the mean score; ``mean_log``: the geometric mean (mean log-probability),
+    renormalised to sum to 1 when the classes are ``exclusive`` (softmax);
+    ``max``: each class's highest window score.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 2 or s.shape[0] == 0:
+        raise InvalidParameterError(f"The 'scores' parameter must have shape (n >= 1, "
+                                    f"n_classes). Got {s.shape} instead.")
+    if rules.aggregation == "mean":
+        return s.mean(axis=0)
+    if rules.aggregation == "max":
+        return s.max(axis=0)
+    g = np.exp(np.log(np.clip(s, 1e-7, 1.0)).mean(axis=0))
+    return g / g.sum() if exclusive else g
+
+
+@dataclass(frozen=True)
+class ScannedRecording:
+    """Every window of one recording, scored.
+
+    Attributes
+    ----------
+    starts, ends : np.ndarray [shape=(n,)]
+        Window start and end in seconds (the last end is clipped to the recording).
+    scores : np.ndarray [shape=(n, n_classes)]
+    activity : np.ndarray [shape=(n,)]
+        Share of each window's frames 10 dB above the whole recording's noise floor.
+    """
+
+    starts: np.ndarray
+    ends: np.ndarray
+    scores: np.ndarray
+    activity: np.ndarray
+
+    @property
+    def duration(self) -> float:
+        return float(self.ends[-1]) if self.ends.size else 0.0
+
+
+def recording_scores(scan: ScannedRecording, rules: WindowRules, *, exclusive: bool = True
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The recording's scores and the indices of the windows that made them."""
+    chosen = choose_windows(scan.activity, rules)
+    return aggregate(scan.scores[chosen], rules, exclusive=exclusive), chosen
+
+
+def _check_array(source: np.ndarray) -> np.ndarray:
+    """A waveform array as float32: (n,) or (n, channels)/(channels, n), finite samples."""
+    if source.dtype.kind not in "biuf":
+        raise InvalidParameterError(f"The 'source' array must hold real numbers. Got dtype "
+                                    f"{source.dtype} instead.")
+    if source.ndim not in (1, 2) or source.size == 0:
+        raise InvalidParameterError("The 'source' array must be a non-empty waveform of shape "
+                                    f"(n,) or (n, channels). Got shape {source.shape} instead.")
+    if not np.isfinite(source).all():
+        raise InvalidParameterError("The 'source' array must be finite. Got NaN or infinite "
+                                    "samples.")
+    peak = float(np.abs(source).max())
+    if peak > MAX_ABS_SAMPLE:
+        raise InvalidParameterError(f"The 'source' array must hold audio samples (about "
+                                    f"[-1, 1]). Got a magnitude of {peak:.3g} instead.")
+    return np.asarray(source, np.float32)
+
+
+def iter_windows(source: Source, *, features: FeatureConfig, hop_seconds: float,
+                 sample_rate: int | None = None, block_seconds: float = 60.0
+                 ) -> Iterator[Window]:
+    """The windows of a file (streamed in bounded memory) or of a waveform array
+    (which needs its ``sample_rate``), at the model's rate."""
+    if isinstance(source, np.ndarray):
+        if sample_rate is None:
+            raise parameter_error("sample_rate", "given with an array source", None)
+        rate = check_sample_rate(sample_rate)
+        signal = _check_array(source)
+        if signal.ndim == 2:
+            signal = signal.mean(axis=1 if signal.shape[1] <= 8 else 0, dtype=np.float32)
+        signal = resample(signal, rate, features.sample_rate)
+        windows, starts = frame(signal, sample_rate=features.sample_rate,
+                                clip_seconds=features.clip_seconds, hop_seconds=hop_seconds)
+        total = signal.size / features.sample_rate
+        for w, s in zip(windows, starts):
+            yield Window(float(s), min(float(s) + features.clip_seconds, total), w)
+        return
+    yield from stream_windows(source, sample_rate=features.sample_rate,
+                              clip_seconds=features.clip_seconds, hop_seconds=hop_seconds,
+                              block_seconds=block_seconds)
+
+
+def scan_recording(source: Source, scorer: Scorer, *, features: FeatureConfig,
+                   hop_seconds: float, sample_rate: int | None = None,
+                   batch_windows: int = 32, block_seconds: float = 60.0) -> ScannedRecording:
+    """Score every window of a recording with ``scorer`` and measure its activity.
+
+    ``scorer`` maps windows ``(n, num_samples)`` to scores ``(n, n_classes)``; it is
+    called with at most ``batch_windows`` windows at a time, and the result does not
+    depend on that number. Memory stays bounded by ``block_seconds`` of audio plus a
+    few numbers per window.
+    """
+    starts: list[float] = []
+    ends: list[float] = []
+    scores: list[np.ndarray] = []
+    energy: list[np.ndarray] = []
+    batch: list[Window] = []
+
+    def flush() -> None:
+        stack = np.stack([w.samples for w in batch])
+        scores.append(np.asarray(scorer(stack), dtype=np.float32))
+        energy.append(frame_energy_db(stack, sample_rate=features.sample_rate))
+        starts.extend(w.start for w in batch)
+        ends.extend(w.end for w in batch)
+        batch.clear()
+
+    for window in iter_windows(source, features=features, hop_seconds=hop_seconds,
+                               sample_rate=sample_rate, block_seconds=block_seconds):
+        batch.append(window)
+        if len(batch) == batch_windows:
+            flush()
+    if batch:
+        flush()
+    return ScannedRecording(np.asarray(starts), np.asarray(ends), np.concatenate(scores),
+                            activity_from_energy(np.concatenate(energy)))
