@@ -82,7 +82,7 @@ def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 #: Fixtures that train or export a real model: a test using one is in the slow tier.
-SLOW_FIXTURES = {"trained_run", "band_model", "classifier"}
+SLOW_FIXTURES = {"trained_run", "classifier"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -53,10 +54,10 @@ def test_demo_data_and_spectrograms(tmp_path, capsys):
     assert len(pngs) == 4 * 2  # two 3-s windows per 4-s recording
     assert {p.parent.name for p in pngs} == {"Arctic_Warbler", "Barn_Swallow"}
     assert "broken.wav" in out.err and "skipped 1 file" in out.err
-    import matplotlib.image
+    from PIL import Image
 
-    img = matplotlib.image.imread(pngs[0])
-    assert img.shape[:2] == (64, 64)
+    img = Image.open(pngs[0])
+    assert img.size == (64, 64) and img.mode == "L"  # a true 8-bit grey PNG
     assert main(["spectrogram", str(files[0]), "-o", str(tmp_path / "one.png"),
                  "--windows"]) == 0
     assert (tmp_path / "one.png").stat().st_size > 10_000
@@ -128,20 +129,84 @@ def test_info_and_evaluate_json(trained_run, capsys):
     assert report["per_recording"]["n"] == 18
 
 
-def test_train_and_export_from_the_command_line(tmp_path, capsys):
+def _cli(*args, env=None, **kwargs):
+    return subprocess.run([sys.executable, "-m", "birdsong.cli", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=900, **kwargs)
+
+
+CHATTER = ("cuda", "cuInit", "oneDNN", "XNNPACK", "absl", "I0000", "W0000",
+           "use_unbounded_threadpool", "TensorFlow Lite")
+
+
+def test_train_from_the_command_line_on_a_fresh_home(tmp_path):
+    """A newcomer's run, in a real process with a fresh HOME: quiet start-up, a dataset
+    summary, named phases, what early stopping kept, where everything is; then info on
+    the run directory, export, and the documented exit codes."""
     from conftest import write_tone_dataset
 
     data = write_tone_dataset(tmp_path / "data")
     run = tmp_path / "run"
-    assert main(["train", str(data), "-o", str(run), "--weights", "none", "--alpha", "0.35",
-                 "--image-size", "32", "--clip-seconds", "1", "--sample-rate", "16000",
-                 "--epochs-frozen", "1", "--epochs-finetune", "1", "--batch-size", "8",
-                 "--seed", "3"]) == 0
-    out = capsys.readouterr().out
-    assert "validation: per recording top-1" in out and str(run / "model.tflite") in out
+    env = dict(os.environ, HOME=str(tmp_path / "home"), PYTHONPATH=str(REPO / "src"))
+    env.pop("BIRDSONG_CACHE_DIR", None)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    out = _cli("train", data, "-o", run, "--weights", "none", "--alpha", "0.35",
+               "--image-size", "32", "--clip-seconds", "1", "--sample-rate", "16000",
+               "--epochs-frozen", "1", "--epochs-finetune", "1", "--batch-size", "8",
+               "--seed", "3", env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert not [w for w in CHATTER if w in out.stderr], out.stderr
+    assert "data: 3 species" in out.stderr
+    assert "phase 1/2" in out.stderr and "phase 2/2" in out.stderr
+    assert "kept epoch 1 of 1" in out.stderr
+    assert "validation (held-out recordings): per recording top-1" in out.stdout
+    assert str(run / "model.tflite") in out.stdout and "next:" in out.stdout
     config = json.loads((run / "config.json").read_text())
     assert config["features"]["sample_rate"] == 16000 and config["features"]["fmax"] == 8000
     assert config["seed"] == 3 and config["weights"] is None
-    assert main(["export", str(run), "-o", str(tmp_path / "b16.tflite"), "--quantize",
-                 "float16"]) == 0
-    assert "top-1 agreement with float32" in capsys.readouterr().out
+
+    info = _cli("info", run, env=env)
+    assert info.returncode == 0, info.stderr
+    assert "high" in info.stdout and "16000 Hz" in info.stdout and "windows:" in info.stdout
+    assert not [w for w in CHATTER if w in info.stderr], info.stderr
+
+    exported = _cli("export", run, "-o", tmp_path / "b16.tflite", "--quantize", "float16",
+                    env=env)
+    assert exported.returncode == 0, exported.stderr
+    assert "top-1 agreement with float32" in exported.stdout
+    assert "ms per window" in exported.stdout
+
+    (tmp_path / "empty").mkdir()
+    nothing = _cli("predict", tmp_path / "empty", "--model", run, env=env)
+    assert nothing.returncode == 1 and "no audio" in nothing.stderr.lower()
+    bad = _cli("predict", tmp_path / "empty", "--model", run, "--min-score", "2", env=env)
+    assert bad.returncode == 2 and "--min-score" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_ctrl_c_says_how_to_continue(tmp_path):
+    import signal
+    import time
+
+    from conftest import write_tone_dataset
+
+    data = write_tone_dataset(tmp_path / "data")
+    run = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "birdsong.cli", "train", str(data), "-o", str(run),
+         "--weights", "none", "--alpha", "0.35", "--image-size", "32", "--clip-seconds", "1",
+         "--sample-rate", "16000", "--epochs-frozen", "200", "--patience", "200",
+         "--epochs-finetune", "1"], stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True, env=env)
+    seen = ""
+    deadline = time.monotonic() + 600
+    while "epoch 2/200" not in seen and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen += line
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=300)
+    assert proc.returncode == 130, seen + rest
+    assert f"-o {run} --resume" in rest
+    assert (run / "state.json").exists()

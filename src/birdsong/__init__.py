@@ -14,14 +14,9 @@ may change between releases.
 from __future__ import annotations
 
 import logging
-from importlib import metadata as _metadata
 from typing import Any
 
-try:
-    __version__ = _metadata.version("birdsong")
-except _metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-    __version__ = "0+unknown"
-
+from ._version import __version__
 from .audio import load_audio, stream_windows  # noqa: E402
 from .config import AugmentConfig, FeatureConfig, TrainConfig, WindowRules  # noqa: E402
 from .errors import (  # noqa: E402

@@ -21,7 +21,7 @@ import re
 import sys
 from collections.abc import Iterator, Sequence
 
-from . import __version__
+from ._version import __version__
 from .errors import BirdsongError
 
 log = logging.getLogger("birdsong")

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
 from ._io import atomic_write_bytes, atomic_write_text
+from ._version import __version__
 from .config import TrainConfig, to_dict
 from .errors import InvalidParameterError, ModelError, require
 

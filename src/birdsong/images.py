@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import atomic_path
+from ._io import atomic_write_bytes
 from .audio import frame, load_audio
 from .config import FeatureConfig
-from .plots import pyplot, save_figure
+from .plots import new_figure, save_figure
 
 __all__ = ["model_images", "render_recording", "save_image_png"]
 
@@ -44,13 +44,28 @@ def model_images(signal: np.ndarray, *, config: FeatureConfig,
     return np.concatenate(images), starts
 
 
+def png_grey8(grey: np.ndarray) -> bytes:
+    """A true 8-bit greyscale PNG (colour type 0) of a ``uint8`` array ``(H, W)``."""
+    import struct
+    import zlib
+
+    grey = np.ascontiguousarray(grey, dtype=np.uint8)
+    h, w = grey.shape
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    rows = np.hstack([np.zeros((h, 1), np.uint8), grey]).tobytes()  # filter 0 per row
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows, 6)) + chunk(b"IEND", b""))
+
+
 def save_image_png(image: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write one model image (H, W, 3) in [-1, 1] as an 8-bit grey PNG, atomically."""
-    plt = pyplot()
-    grey = np.clip((np.asarray(image)[..., 0] + 1.0) * 127.5, 0, 255).astype(np.uint8)
-    with atomic_path(path, suffix=".png") as tmp:
-        plt.imsave(tmp, grey, cmap="gray", vmin=0, vmax=255)
-    return Path(path)
+    """Write one model image (H, W, channels) in [-1, 1] as an 8-bit grey PNG,
+    atomically (the channels are identical; the first is written)."""
+    grey = np.clip((np.asarray(image)[..., 0] + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
+    return atomic_write_bytes(path, png_grey8(grey))
 
 
 def _mel_ticks(config: FeatureConfig) -> tuple[list[float], list[str]]:
@@ -79,12 +94,11 @@ def render_recording(source, out_png: str | os.PathLike, *, config: FeatureConfi
     layer = _frontend(config)
     db = np.asarray(layer.decibels(signal[None]))[0].T  # (n_mels, frames)
     duration = signal.size / rate
-    plt = pyplot()
     images = starts = None
     if windows:
         images, starts = model_images(signal, config=config, hop_seconds=hop_seconds)
     rows = 2 if windows else 1
-    fig = plt.figure(figsize=(min(24, 4 + duration * 0.8), 4.2 * rows), dpi=100)
+    fig = new_figure(figsize=(min(24, 4 + duration * 0.8), 4.2 * rows))
     ax = fig.add_subplot(rows, 1, 1)
     top = max(float(db.max()), config.min_reference_db)
     mesh = ax.imshow(db, origin="lower", aspect="auto", cmap="magma",

@@ -1,8 +1,7 @@
 """Run an exported ``.tflite`` on new recordings with the LiteRT interpreter.
 
-Light tier: numpy, soundfile, soxr and ``ai-edge-litert`` (falling back to
-``tflite_runtime``, and to ``tf.lite`` only when neither exists). TensorFlow is never
-imported here. The model file carries its labels and audio settings
+Light tier: numpy, soundfile, soxr and ``ai-edge-litert`` (or ``tflite_runtime``).
+TensorFlow is never imported here (an import-linter contract checks it). The model file carries its labels and audio settings
 (:mod:`birdsong.metadata`), so ``Classifier("birds.tflite")`` needs nothing else.
 
 Timing of detections: windows of ``clip_seconds`` start every ``hop`` seconds
@@ -52,6 +51,8 @@ log = logging.getLogger(__name__)
 
 
 def _interpreter_class():
+    """LiteRT's interpreter (``ai-edge-litert``), or ``tflite_runtime`` where only that is
+    installed. Never TensorFlow: the inference tier does not import it."""
     try:
         from ai_edge_litert.interpreter import Interpreter
         return Interpreter
@@ -60,13 +61,6 @@ def _interpreter_class():
     try:
         from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
         return Interpreter
-    except ImportError:
-        pass
-    try:  # last resort; heavy
-        import tensorflow as tf
-
-        log.warning("ai-edge-litert is not installed; using tf.lite (slow start)")
-        return tf.lite.Interpreter
     except ImportError as exc:
         raise MissingDependencyError(
             "birdsong needs a TFLite interpreter to run models: pip install ai-edge-litert"

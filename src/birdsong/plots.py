@@ -1,4 +1,9 @@
-"""Figures for run directories and reports: learning curves and confusion matrices."""
+"""Figures for run directories and reports: learning curves and confusion matrices.
+
+Drawn with matplotlib's object API (``matplotlib.figure.Figure`` and the Agg canvas),
+never through pyplot: the caller's backend (a notebook's inline plots, a GUI) is left
+exactly as it was, and no figure lingers in pyplot's global list.
+"""
 
 from __future__ import annotations
 
@@ -11,35 +16,36 @@ import numpy as np
 from ._io import atomic_path
 from .errors import require
 
-__all__ = ["plot_confusion_matrix", "plot_learning_curves", "pyplot", "save_figure"]
+__all__ = ["new_figure", "plot_confusion_matrix", "plot_learning_curves", "save_figure"]
 
 
-def pyplot():
-    """matplotlib's pyplot on the non-interactive Agg backend (no screen needed)."""
-    matplotlib = require("matplotlib", purpose="draw plots and spectrogram images")
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+def new_figure(*, figsize: tuple[float, float], dpi: int = 100):
+    """A matplotlib ``Figure`` on its own Agg canvas (no pyplot, no global state)."""
+    require("matplotlib", purpose="draw plots and spectrogram images")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    return plt
+    fig = Figure(figsize=figsize, dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
 
 
-def save_figure(fig, out_png: str | os.PathLike) -> Path:
-    """Save a figure atomically as PNG and close it."""
+def save_figure(fig, output: str | os.PathLike) -> Path:
+    """Save a figure atomically as PNG."""
     fig.tight_layout()
-    with atomic_path(out_png, suffix=".png") as tmp:
+    with atomic_path(output, suffix=".png") as tmp:
         fig.savefig(tmp)
-    pyplot().close(fig)
-    return Path(out_png)
+    return Path(output)
 
 
 def plot_learning_curves(history: dict[str, list[dict[str, float]]],
                          out_png: str | os.PathLike) -> Path:
     """Accuracy and loss, training vs validation, both phases, the boundary marked."""
-    plt = pyplot()
     rows = history.get("phase1", []) + history.get("phase2", [])
     boundary = len(history.get("phase1", []))
     epochs = np.arange(1, len(rows) + 1)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
+    fig = new_figure(figsize=(11, 4))
+    axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, ("accuracy", "loss")):
         for key, style, name in ((metric, "-o", "training"), (f"val_{metric}", "-s",
                                                                "validation")):
@@ -62,13 +68,13 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str]
                           out_png: str | os.PathLike, *, title: str = "Confusion matrix"
                           ) -> Path:
     """Row-normalised confusion matrix with counts written in the cells."""
-    plt = pyplot()
     cm = np.asarray(matrix, dtype=float)
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     n = len(labels)
     size = max(5.0, 0.55 * n + 2.5)
-    fig, ax = plt.subplots(figsize=(size + 1, size), dpi=100)
+    fig = new_figure(figsize=(size + 1, size))
+    ax = fig.subplots()
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(n):
         for j in range(n):
