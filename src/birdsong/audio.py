@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from .config import DEFAULT_SAMPLE_RATE
 from .errors import AudioError, InvalidParameterError, parameter_error
 
 __all__ = [
@@ -39,7 +40,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SAMPLE_RATE = 32000
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64")
 _KNOWN_UNSUPPORTED = (".m4a", ".aac", ".mp4", ".wma", ".opus", ".webm", ".amr")
 _FORMATS_HELP = "WAV, FLAC, OGG/Vorbis, MP3, AIFF (anything libsndfile decodes)"
@@ -279,8 +279,7 @@ def load_audio(source: Source, *, sample_rate: int | None = DEFAULT_SAMPLE_RATE,
     sample_rate = check_sample_rate(sample_rate, optional=True)
     if max_seconds is not None and not (isinstance(max_seconds, (int, float))
                                         and np.isfinite(max_seconds) and max_seconds > 0):
-        raise InvalidParameterError("The 'max_seconds' parameter must be a number > 0 or "
-                                    f"None. Got {max_seconds!r} instead.")
+        raise parameter_error("max_seconds", "a number > 0 or None", max_seconds)
     parts: list[np.ndarray] = []
     rate = sample_rate or 0
     total = 0
@@ -315,11 +314,9 @@ def _hop_samples(clip_seconds: float, hop_seconds: float | None, sample_rate: in
     size = int(round(clip_seconds * sample_rate))
     hop = size if hop_seconds is None else int(round(hop_seconds * sample_rate))
     if size < 1:
-        raise InvalidParameterError(f"The 'clip_seconds' parameter must be > 0. Got "
-                                    f"{clip_seconds!r} instead.")
+        raise parameter_error("clip_seconds", "> 0", clip_seconds)
     if hop < 1:
-        raise InvalidParameterError(f"The 'hop_seconds' parameter must be > 0. Got "
-                                    f"{hop_seconds!r} instead.")
+        raise parameter_error("hop_seconds", "> 0", hop_seconds)
     return size, hop
 
 

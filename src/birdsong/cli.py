@@ -488,7 +488,11 @@ def quiet_native_output(enabled: bool) -> Iterator[None]:
     """Send what C++ libraries write to file descriptor 2 (TensorFlow's, absl's and
     LiteRT's start-up lines) to /dev/null, while Python's ``sys.stderr`` (progress
     bars, warnings, errors) still reaches the terminal."""
-    if not enabled:
+    try:
+        real = sys.stderr.fileno() == 2  # not when a caller captured sys.stderr
+    except (AttributeError, OSError, ValueError):
+        real = False
+    if not (enabled and real):
         yield
         return
     try:

@@ -31,6 +31,9 @@ __all__ = [
 
 #: How a recording's answer is made from the scores of its chosen windows.
 AGGREGATIONS = ("mean", "mean_log", "max")
+#: The model rate unless a config says otherwise (Hz): the rate BirdNET and most
+#: bird-song models use, enough for songs up to ~15 kHz.
+DEFAULT_SAMPLE_RATE = 32000
 #: Files whose names share a match are one group, kept on one side of a split: an
 #: individual bird (``ind03``) or a xeno-canto catalogue number (``XC123456``, so pieces
 #: cut from one recording stay together).
@@ -74,7 +77,7 @@ class FeatureConfig:
     reference map to -1, the reference maps to +1 (MobileNetV2's input range).
     """
 
-    sample_rate: int = 32000
+    sample_rate: int = DEFAULT_SAMPLE_RATE
     clip_seconds: float = 3.0
     n_fft: int = 1024
     stft_hop_seconds: float = 0.0125

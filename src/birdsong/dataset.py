@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .audio import AUDIO_EXTENSIONS, audio_info
 from .config import DEFAULT_GROUP_PATTERN
-from .errors import AudioError, DatasetError, InvalidParameterError
+from .errors import AudioError, DatasetError, parameter_error
 
 __all__ = ["DatasetIndex", "Recording", "Skipped", "index_dataset", "split_from_csv",
            "split_recordings"]
@@ -222,8 +222,7 @@ def split_recordings(index: DatasetIndex, *, validation_fraction: float = 0.2,
     stays in training only (logged).
     """
     if not 0.0 <= validation_fraction < 1.0:
-        raise InvalidParameterError("The 'validation_fraction' parameter must be in [0, 1). "
-                                    f"Got {validation_fraction!r} instead.")
+        raise parameter_error("validation_fraction", "in [0, 1)", validation_fraction)
     rng = random.Random(seed)
     by_label: dict[str, dict[str, list[Recording]]] = defaultdict(lambda: defaultdict(list))
     for r in index.recordings:

@@ -29,7 +29,7 @@ import numpy as np
 from ._io import atomic_write_bytes, atomic_write_text
 from ._version import __version__
 from .config import TrainConfig, to_dict
-from .errors import InvalidParameterError, ModelError, require
+from .errors import InvalidParameterError, ModelError, parameter_error, require
 
 __all__ = ["QUANTIZATIONS", "agreement_with_float32", "convert", "export_model",
            "model_settings", "representative_windows"]
@@ -78,8 +78,7 @@ def convert(model, *, quantize: str = "none",
 
     tf = require("tensorflow", purpose="export TFLite models")
     if quantize not in QUANTIZATIONS:
-        raise InvalidParameterError(f"The 'quantize' parameter must be one of "
-                                    f"{', '.join(QUANTIZATIONS)}. Got {quantize!r} instead.")
+        raise parameter_error("quantize", f"one of {', '.join(QUANTIZATIONS)}", quantize)
     quiet = contextlib.redirect_stdout(io.StringIO())  # Keras prints every traced variable
     with quiet:
         converter = tf.lite.TFLiteConverter.from_keras_model(model)

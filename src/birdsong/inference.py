@@ -29,6 +29,7 @@ import numpy as np
 
 from .audio import check_sample_rate
 from .config import (
+    DEFAULT_SAMPLE_RATE,
     FeatureConfig,
     TrainConfig,
     WindowRules,
@@ -184,7 +185,7 @@ class Classifier:
         self._input, self._output = inp[0], out[0]
         num_samples = int(self._input["shape"][1])
         if self.features is None:
-            rate = int(sample_rate or 32000)
+            rate = int(sample_rate or DEFAULT_SAMPLE_RATE)
             try:
                 self.features = _plain_features(rate, num_samples)
             except InvalidParameterError as exc:
@@ -232,9 +233,8 @@ class Classifier:
         """Scores ``(n, n_species)`` for windows ``(n, num_samples)`` at the model rate."""
         w = np.asarray(windows, dtype=np.float32)
         if w.ndim != 2 or w.shape[1] != self.features.num_samples:
-            raise InvalidParameterError(
-                f"The 'windows' parameter must have shape (n, {self.features.num_samples}). "
-                f"Got {w.shape} instead.")
+            raise parameter_error("windows", f"an array of shape (n, {self.features.num_samples})",
+                                  w.shape)
         out = np.empty((w.shape[0], len(self.labels)), np.float32)
         it = self._interpreter
         with self._lock:

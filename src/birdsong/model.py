@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .config import TrainConfig
-from .errors import InvalidParameterError, ModelError, require
+from .errors import InvalidParameterError, ModelError, parameter_error, require
 
 __all__ = ["build_model", "feature_extractor", "head_model", "load_keras_model",
            "set_fine_tuning"]
@@ -50,8 +50,7 @@ def build_model(labels: Sequence[str], config: TrainConfig | None = None, *,
 
     config = config or TrainConfig()
     if len(labels) < 2:
-        raise InvalidParameterError(f"The 'labels' parameter must name at least 2 species. "
-                                    f"Got {list(labels)!r} instead.")
+        raise parameter_error("labels", "a list of at least 2 species", list(labels))
     f, aug = config.features, config.augment
     weights = _resolve_weights(config.weights)
     pretrained = config.pretrained
@@ -119,8 +118,8 @@ def set_fine_tuning(model, fine_tune_from: str | int, *, pretrained: bool = True
     if isinstance(fine_tune_from, int) or str(fine_tune_from).lstrip("-").isdigit():
         start = int(fine_tune_from)
         if not -len(names) <= start < len(names):
-            raise InvalidParameterError(f"The 'fine_tune_from' parameter must be a layer index "
-                                        f"below {len(names)}. Got {fine_tune_from!r} instead.")
+            raise parameter_error("fine_tune_from", f"a layer index below {len(names)}",
+                                  fine_tune_from)
         start %= len(names)
     elif fine_tune_from in names:
         start = names.index(fine_tune_from)

@@ -75,8 +75,7 @@ def aggregate(scores: np.ndarray, rules: WindowRules, *, exclusive: bool = True
     """
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 2 or s.shape[0] == 0:
-        raise InvalidParameterError(f"The 'scores' parameter must have shape (n >= 1, "
-                                    f"n_classes). Got {s.shape} instead.")
+        raise parameter_error("scores", "an array of shape (n >= 1, n_classes)", s.shape)
     if rules.aggregation == "mean":
         return s.mean(axis=0)
     if rules.aggregation == "max":

@@ -33,7 +33,7 @@ from typing import Any
 from ._io import atomic_write_text
 from .config import TrainConfig, load_config, save_config
 from .dataset import DatasetIndex, Recording, Skipped
-from .errors import DatasetError, InvalidParameterError, ModelError
+from .errors import DatasetError, InvalidParameterError, ModelError, parameter_error
 
 __all__ = ["RunDir", "Split"]
 
@@ -50,8 +50,7 @@ class Split:
 
     def side(self, name: str) -> list[Recording]:
         if name not in SIDES:
-            raise InvalidParameterError(f"The 'split' parameter must be one of "
-                                        f"{', '.join(SIDES)}. Got {name!r} instead.")
+            raise parameter_error("split", f"one of {', '.join(SIDES)}", name)
         return self.train if name == "train" else self.validation
 
 
