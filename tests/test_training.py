@@ -195,3 +195,33 @@ def test_same_seed_same_model(tmp_path):
     wa = load_keras_model(a.model_path).get_weights()
     wb = load_keras_model(b.model_path).get_weights()
     assert all(np.array_equal(x, y) for x, y in zip(wa, wb))
+
+
+def test_multi_label_training_with_a_background_folder(tmp_path):
+    """--multi-label: one sigmoid per species, "no bird" folders are recordings with every
+    species absent, thresholds chosen on validation and carried in the export."""
+    import soundfile as sf
+
+    from birdsong.inference import Classifier
+    from birdsong.metadata import read_metadata
+
+    data = write_tone_dataset(tmp_path / "data")
+    (data / "_Background").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        sf.write(data / "_Background" / f"noise_ind{i:02d}.wav",
+                 (0.01 * rng.standard_normal(32000)).astype(np.float32), 16000)
+    result = workflow.train(data, tmp_path / "run", config=tiny_config(
+        multi_label=True, epochs_frozen=3, epochs_finetune=1))
+    assert result.labels == ("high", "low", "mid")
+    thresholds = json.loads((result.run_dir / "thresholds.json").read_text())
+    assert set(thresholds["per_species"]) == {"high", "low", "mid"}
+    assert "cmap" in result.report["multi_label_metrics"]
+    info = read_metadata(result.tflite_path)
+    assert info.settings["output"] == "sigmoid"
+    assert info.settings["thresholds"] == pytest.approx(
+        {k: v["threshold"] for k, v in thresholds["per_species"].items()}, abs=1e-6)
+    clf = Classifier(result.tflite_path)
+    assert clf.multi_label and clf.thresholds == pytest.approx(info.settings["thresholds"])
+    scores = clf.predict_windows(np.zeros((1, clf.features.num_samples), np.float32))
+    assert scores.min() >= 0 and scores.max() <= 1

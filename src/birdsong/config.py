@@ -22,9 +22,11 @@ from .errors import InvalidParameterError, parameter_error
 __all__ = [
     "AGGREGATIONS",
     "AugmentConfig",
+    "BACKGROUND_LABELS",
     "FeatureConfig",
     "TrainConfig",
     "WindowRules",
+    "is_background",
     "load_config",
     "save_config",
 ]
@@ -34,6 +36,18 @@ AGGREGATIONS = ("mean", "mean_log", "max")
 #: The model rate unless a config says otherwise (Hz): the rate BirdNET and most
 #: bird-song models use, enough for songs up to ~15 kHz.
 DEFAULT_SAMPLE_RATE = 32000
+#: Class names (case-insensitive, leading/trailing "_" ignored) that mean "no bird": a
+#: softmax model trained with such a folder says so in the gaps of a long recording,
+#: these classes never become detections, and a multi-label model learns them as
+#: "every species absent" instead of as a class.
+BACKGROUND_LABELS = frozenset({"background", "noise", "silence", "no_bird", "nocall"})
+
+
+def is_background(label: str) -> bool:
+    """True for a "no bird" class name such as ``_Background`` or ``noise``."""
+    return label.strip("_ ").lower() in BACKGROUND_LABELS
+
+
 #: Files whose names share a match are one group, kept on one side of a split: an
 #: individual bird (``ind03``) or a xeno-canto catalogue number (``XC123456``, so pieces
 #: cut from one recording stay together).
@@ -237,6 +251,15 @@ class AugmentConfig:
 class TrainConfig:
     """How a classifier is trained: data selection, model, both phases, augmentation.
 
+    ``target_precision``: after training, each species' detection threshold is chosen
+    on the validation windows to maximise F1 (``None``) or as the lowest threshold that
+    reaches this precision; the thresholds travel inside the exported model.
+
+    ``multi_label``: one sigmoid per species and binary cross-entropy, so that several
+    species in one window can all score high and a window with none scores low
+    everywhere; "no bird" folders (``_Background``) are then no class but recordings in
+    which every species is absent. Otherwise one softmax over the classes.
+
     The schedule fields left at ``None`` (``epochs_frozen``, ``epochs_finetune``,
     ``finetune_learning_rate``, ``patience``) are filled in to fit the weights: with a
     pretrained backbone 10 head epochs on cached features, then 10 fine-tuning epochs at
@@ -254,6 +277,7 @@ class TrainConfig:
     group_pattern: str | None = DEFAULT_GROUP_PATTERN
     class_weighting: bool = True
     # model
+    multi_label: bool = False
     alpha: float = 1.0
     weights: str | None = "imagenet"
     dropout: float = 0.2
@@ -266,6 +290,7 @@ class TrainConfig:
     fine_tune_from: str = "auto"
     patience: int | None = None
     label_smoothing: float = 0.0
+    target_precision: float | None = None
     seed: int = 0
 
     @property
@@ -299,6 +324,8 @@ class TrainConfig:
             object.__setattr__(self, "weights", None)  # "random" is no pretraining either
         _check(own, "weights", self.weights, self.weights is None
                or isinstance(self.weights, str), "'imagenet', None or a path to a weights file")
+        _check(own, "multi_label", self.multi_label, isinstance(self.multi_label, bool),
+               "True or False")
         _number(own, "dropout", self.dropout, low=0.0, high=0.9)
         for name, value in _schedule(self.weights is not None).items():
             if getattr(self, name) is None:
@@ -314,6 +341,9 @@ class TrainConfig:
                "'auto' or the name of a MobileNetV2 layer")
         _number(own, "patience", self.patience, low=0, integer=True)
         _number(own, "label_smoothing", self.label_smoothing, low=0.0, high=0.5)
+        if self.target_precision is not None:
+            _number(own, "target_precision", self.target_precision, low=0.0, low_open=True,
+                    high=1.0)
         _number(own, "seed", self.seed, low=0, integer=True)
         _check(own, "epochs_frozen + epochs_finetune", self.epochs_frozen +
                self.epochs_finetune, self.epochs_frozen + self.epochs_finetune > 0, "> 0")

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .audio import AUDIO_EXTENSIONS, audio_info
-from .config import DEFAULT_GROUP_PATTERN
+from .config import DEFAULT_GROUP_PATTERN, is_background
 from .errors import AudioError, DatasetError, parameter_error
 
 __all__ = ["DatasetIndex", "Recording", "Skipped", "index_dataset", "split_from_csv",
@@ -293,3 +293,23 @@ def split_from_csv(index: DatasetIndex, csv_path: str | os.PathLike
         log.warning("%d indexed file(s) are not named in %s and are left out", missing,
                     csv_path)
     return {name: index.subset(recs) for name, recs in parts.items()}
+
+
+def model_labels(labels: Sequence[str], *, multi_label: bool) -> tuple[str, ...]:
+    """The classes a model scores: every folder's label, except that a multi-label model
+    learns "no bird" folders (``_Background``) as recordings with every species absent."""
+    return tuple(label for label in labels if not (multi_label and is_background(label)))
+
+
+def target_vectors(recordings: Sequence[Recording], labels: Sequence[str]):
+    """One row per recording: 1 for its folder's species, 0 elsewhere (all 0 for a
+    recording whose label is not a class, such as ``_Background`` in a multi-label
+    model). Returns ``np.ndarray [shape=(n_recordings, n_labels), dtype=float32]``."""
+    import numpy as np
+
+    position = {label: i for i, label in enumerate(labels)}
+    out = np.zeros((len(recordings), len(labels)), np.float32)
+    for row, rec in enumerate(recordings):
+        if rec.label in position:
+            out[row, position[rec.label]] = 1.0
+    return out

@@ -40,20 +40,27 @@ Scorer = Callable[[np.ndarray], np.ndarray]
 
 def evaluate_index(scorer: Scorer, index: DatasetIndex, *, features: FeatureConfig,
                    rules: WindowRules, labels: Sequence[str] | None = None,
-                   batch_size: int = 32, skips: SkipLog | None = None,
-                   progress: bool = False) -> dict[str, Any]:
+                   multi_label: bool = False, batch_size: int = 32,
+                   skips: SkipLog | None = None, progress: bool = False) -> dict[str, Any]:
     """Score every recording of ``index`` and compute the metrics.
 
     ``scorer`` maps windows ``(n, num_samples)`` to probabilities ``(n, n_classes)``.
-    The report says ``collapsed: true`` when the model gives the same output for every
-    window (it has learnt nothing).
+    ``per_recording`` / ``per_window`` are single-label metrics over the recordings of a
+    class; a multi-label model also gets ``multi_label``: per-species average precision,
+    class-mean AP (cmAP) and ROC-AUC over the windows that count, "no bird" recordings
+    included (every species absent). The report says ``collapsed: true`` when the model
+    gives the same output for every window (it has learnt nothing).
     """
     from tqdm.auto import tqdm
+
+    from .dataset import target_vectors
+    from .soundscape_metrics import soundscape_metrics
 
     labels = list(labels or index.labels)
     skips = skips or SkipLog()
     rules = rules.for_clip(features.clip_seconds)
     window_scores, window_true, rec_scores, rec_true, per_recording = [], [], [], [], []
+    all_scores, all_targets = [], []
     for rec in tqdm(index.recordings, desc="evaluating", unit="file", disable=not progress,
                     file=sys.stderr, leave=False):
         try:
@@ -62,42 +69,54 @@ def evaluate_index(scorer: Scorer, index: DatasetIndex, *, features: FeatureConf
         except (AudioError, OSError) as exc:
             skips.add(str(rec.path), str(exc))
             continue
-        clip, chosen = recording_scores(scan, rules)
-        truth = labels.index(rec.label)
-        window_scores.append(scan.scores[chosen])
-        window_true += [truth] * len(chosen)
-        rec_scores.append(clip)
-        rec_true.append(truth)
+        clip, chosen = recording_scores(scan, rules, exclusive=not multi_label)
+        target = target_vectors([rec], labels)[0]
+        all_scores.append(scan.scores[chosen])
+        all_targets.append(np.tile(target, (len(chosen), 1)))
+        if rec.label in labels:
+            truth = labels.index(rec.label)
+            window_scores.append(scan.scores[chosen])
+            window_true += [truth] * len(chosen)
+            rec_scores.append(clip)
+            rec_true.append(truth)
         per_recording.append({"path": str(rec.path), "label": rec.label,
                               "predicted": labels[int(np.argmax(clip))],
                               "score": float(np.max(clip)), "windows": int(len(chosen))})
-    if not per_recording:
-        raise ModelError("no recording could be evaluated (every file was skipped)")
+    if not rec_true:
+        raise ModelError("no recording of the model's species could be evaluated (every "
+                         "file was skipped, or none belongs to one of its classes)")
     ws = np.concatenate(window_scores)
-    return {"labels": labels, "rules": dataclasses.asdict(rules),
-            "per_window": classification_metrics(np.asarray(window_true), ws, labels),
-            "per_recording": classification_metrics(np.asarray(rec_true),
-                                                    np.stack(rec_scores), labels),
-            "collapsed": is_collapsed(ws),
-            "recordings": per_recording,
-            "skipped": [{"path": k.path, "reason": k.reason} for k in skips.items]}
+    report = {"labels": labels, "rules": dataclasses.asdict(rules), "multi_label": multi_label,
+              "per_window": classification_metrics(np.asarray(window_true), ws, labels),
+              "per_recording": classification_metrics(np.asarray(rec_true),
+                                                      np.stack(rec_scores), labels),
+              "collapsed": is_collapsed(np.concatenate(all_scores)),
+              "recordings": per_recording,
+              "skipped": [{"path": k.path, "reason": k.reason} for k in skips.items]}
+    # every counted window's scores and targets, for choosing thresholds (not saved)
+    report["window_targets"] = np.concatenate(all_targets)
+    report["window_scores"] = np.concatenate(all_scores)
+    if multi_label:
+        report["multi_label_metrics"] = soundscape_metrics(report["window_targets"],
+                                                           report["window_scores"], labels)
+    return report
 
 
-def _keras_scorer(path: Path) -> tuple[Scorer, FeatureConfig, WindowRules, list[str]]:
+def _keras_scorer(path: Path) -> tuple[Scorer, FeatureConfig, WindowRules, list[str], bool]:
     from .model import load_keras_model
     from .rundir import RunDir
 
     config, labels = RunDir(path if path.is_dir() else path.parent).read()
     model = load_keras_model(path)
     return (lambda x: np.asarray(model(x, training=False))), config.features, \
-        config.windows, labels
+        config.windows, labels, config.multi_label
 
 
-def _tflite_scorer(path: Path) -> tuple[Scorer, FeatureConfig, WindowRules, list[str]]:
+def _tflite_scorer(path: Path) -> tuple[Scorer, FeatureConfig, WindowRules, list[str], bool]:
     from .inference import Classifier
 
     clf = Classifier(path)
-    return clf.predict_windows, clf.features, clf.rules, list(clf.labels)
+    return clf.predict_windows, clf.features, clf.rules, list(clf.labels), clf.multi_label
 
 
 def evaluate(model: str | os.PathLike, data_dir: str | os.PathLike, *,
@@ -111,13 +130,20 @@ def evaluate(model: str | os.PathLike, data_dir: str | os.PathLike, *,
     path = Path(model)
     if not path.exists():
         raise FileNotFoundError(f"No such model: {path}")
-    scorer, features, rules, labels = (_tflite_scorer(path) if path.suffix == ".tflite"
-                                       else _keras_scorer(path))
-    index = index_dataset(data_dir, group_pattern=group_pattern, labels=labels,
+    scorer, features, rules, labels, multi_label = (
+        _tflite_scorer(path) if path.suffix == ".tflite" else _keras_scorer(path))
+    wanted = labels
+    if multi_label:  # "no bird" folders are recordings with every species absent
+        from .config import is_background
+
+        wanted = labels + sorted(p.name for p in Path(data_dir).iterdir()
+                                 if p.is_dir() and is_background(p.name))
+    index = index_dataset(data_dir, group_pattern=group_pattern, labels=wanted,
                           min_species=1)
     skips = SkipLog()
     report = evaluate_index(scorer, index, features=features, rules=rules, labels=labels,
-                            batch_size=batch_size, skips=skips, progress=progress)
+                            multi_label=multi_label, batch_size=batch_size, skips=skips,
+                            progress=progress)
     report["skipped"] = [{"path": s.path, "reason": s.reason} for s in index.skipped] + \
         report["skipped"]
     report["model"] = str(path)
@@ -146,10 +172,29 @@ def _markdown(report: dict[str, Any]) -> str:
                   "| species | precision | recall | F1 | support |", "|---|---|---|---|---|"]
         lines += [f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | "
                   f"{v['support']} |" for k, v in m["per_species"].items()]
+    ml = report.get("multi_label_metrics")
+    if ml:
+        lines += [f"\n## Multi-label, per window (n = {ml.get('n_windows', '?')})\n",
+                  f"- class-mean average precision (cmAP): {_num(ml.get('cmap'))}",
+                  f"- macro ROC-AUC: {_num(ml.get('macro_roc_auc'))}"]
+    th = report.get("thresholds")
+    if th:
+        rule = ("maximum F1" if th["rule"] == "f1" else
+                f"precision >= {th['target_precision']:g}")
+        lines += [f"\n## Detection thresholds (chosen on these windows: {rule})\n",
+                  "| species | threshold | precision | recall | note |", "|---|---|---|---|---|"]
+        lines += [f"| {k} | {v['threshold']:.3f} | {_num(v['precision'])} | "
+                  f"{_num(v['recall'])} | {v.get('note') or ''} |"
+                  for k, v in th["per_species"].items()]
     skipped = report.get("skipped", [])
     lines.append(f"\n## Skipped files ({len(skipped)})\n")
     lines += [f"- `{s['path']}`: {s['reason']}" for s in skipped] or ["none"]
     return "\n".join(lines) + "\n"
+
+
+def _num(value: Any) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) \
+        else f"{value:.3f}"
 
 
 def write_report(report: dict[str, Any], output_dir: str | os.PathLike) -> Path:
@@ -159,6 +204,7 @@ def write_report(report: dict[str, Any], output_dir: str | os.PathLike) -> Path:
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    report = {k: v for k, v in report.items() if not isinstance(v, np.ndarray)}
     atomic_write_text(out / "report.json", json.dumps(report, indent=2, default=float) + "\n")
     atomic_write_text(out / "report.md", _markdown(report))
     labels = report["labels"]

@@ -125,13 +125,21 @@ def _run_parts(run_dir: Path, model: Any | None) -> tuple[Any, TrainConfig, list
     return (model if model is not None else load_keras_model(run_dir)), config, labels
 
 
-def model_settings(config: TrainConfig, *, quantize: str = "none") -> dict[str, Any]:
+def model_settings(config: TrainConfig, *, quantize: str = "none",
+                   thresholds: dict[str, float] | None = None) -> dict[str, Any]:
     """birdsong's settings block in a model's metadata: the audio features, the window
-    rules (how a recording's answer is made) and how the model was trained, once each."""
+    rules (how a recording's answer is made), the output (softmax or one sigmoid per
+    species), per-species detection thresholds and how the model was trained, once
+    each."""
     training = to_dict(config)
     features, windows = training.pop("features"), training.pop("windows")
-    return {"features": features, "windows": windows, "training": training,
-            "quantization": quantize, "birdsong_version": __version__}
+    settings = {"features": features, "windows": windows,
+                "output": "sigmoid" if config.multi_label else "softmax",
+                "training": training, "quantization": quantize,
+                "birdsong_version": __version__}
+    if thresholds:
+        settings["thresholds"] = {k: round(float(v), 6) for k, v in thresholds.items()}
+    return settings
 
 
 def export_model(run_dir: str | os.PathLike, output: str | os.PathLike, *,
@@ -153,7 +161,10 @@ def export_model(run_dir: str | os.PathLike, output: str | os.PathLike, *,
         representative = representative_windows(run_dir, config, seed=config.seed)
     flat = convert(keras_model, quantize=quantize, representative=representative)
     f = config.features
-    settings = model_settings(config, quantize=quantize)
+    from .rundir import RunDir
+
+    settings = model_settings(config, quantize=quantize,
+                              thresholds=RunDir(run_dir).read_thresholds())
     flat = add_metadata(flat, labels=labels, sample_rate=f.sample_rate,
                         num_samples=f.num_samples, channels=1,
                         name=f"birdsong {len(labels)}-species classifier",

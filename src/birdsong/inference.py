@@ -29,21 +29,18 @@ import numpy as np
 
 from .audio import check_sample_rate
 from .config import (
+    BACKGROUND_LABELS,
     DEFAULT_SAMPLE_RATE,
     FeatureConfig,
     TrainConfig,
     WindowRules,
     check_hop,
     from_dict,
+    is_background,
     min_hop_seconds,
 )
 from .errors import InvalidParameterError, MissingDependencyError, ModelError, parameter_error
 from .rules import ScannedRecording, recording_scores, scan_recording
-
-#: Class names (case-insensitive, leading/trailing "_" ignored) that mean "no bird":
-#: a model trained with such a folder says so in the gaps of a long recording, and
-#: these classes never become detections.
-BACKGROUND_LABELS = frozenset({"background", "noise", "silence", "no_bird", "nocall"})
 
 __all__ = ["BACKGROUND_LABELS", "Classifier", "Detection", "Prediction", "WindowScores", "predict",
            "resolve_model"]
@@ -205,6 +202,10 @@ class Classifier:
         except (InvalidParameterError, TypeError, ValueError) as exc:
             raise ModelError(f"{path}: the window rules in its metadata are unusable "
                              f"({exc})") from exc
+        #: One sigmoid per species (several can score high at once) or one softmax.
+        self.multi_label = settings.get("output") == "sigmoid"
+        #: Per-species detection thresholds chosen on validation windows, if carried.
+        self.thresholds = _thresholds(path, settings.get("thresholds"), self.labels)
         self._lock = threading.Lock()
 
     @property
@@ -266,7 +267,7 @@ class Classifier:
 
     def predict(self, source: str | os.PathLike | BinaryIO | np.ndarray, *,
                 sample_rate: int | None = None, hop_seconds: float | None = None,
-                overlap: float | None = None, top_k: int = 3, min_score: float = 0.5,
+                overlap: float | None = None, top_k: int = 3, min_score: float | None = None,
                 batch_windows: int = 32, block_seconds: float = 60.0) -> Prediction:
         """Classify a clip or a long recording.
 
@@ -283,9 +284,10 @@ class Classifier:
             (seconds shared by consecutive windows).
         top_k : int
             How many species to list in ``Prediction.top_k``.
-        min_score : float
-            Windows whose best score reaches this become detections; consecutive
-            windows of one species merge into one event.
+        min_score : float, optional
+            Detection threshold for every species. Default: the per-species thresholds
+            the model carries (chosen on validation windows when it was trained), else
+            0.5. Consecutive windows of one species merge into one event.
         batch_windows : int
             Windows scored per interpreter call batch; the answer does not depend on it.
 
@@ -302,16 +304,18 @@ class Classifier:
                 raise parameter_error("overlap", f"in [0, {low:g}] s (the window is "
                                       f"{self.clip_seconds:g} s)", overlap)
             hop_seconds = self.clip_seconds - overlap
-        if not (isinstance(min_score, (int, float)) and 0.0 <= min_score <= 1.0):
-            raise parameter_error("min_score", "in [0, 1]", min_score)
+        if min_score is not None and not (isinstance(min_score, (int, float))
+                                          and 0.0 <= min_score <= 1.0):
+            raise parameter_error("min_score", "in [0, 1] (or None: the model's thresholds)",
+                                  min_score)
         _positive_int("top_k", top_k)
         scan = self.scan(source, sample_rate=sample_rate, hop_seconds=hop_seconds,
                          batch_windows=batch_windows, block_seconds=block_seconds)
         return self._summarise(source, scan, top_k=top_k, min_score=min_score)
 
-    def _summarise(self, source, scan: ScannedRecording, *, top_k: int, min_score: float
-                   ) -> Prediction:
-        clip, _ = recording_scores(scan, self.rules)
+    def _summarise(self, source, scan: ScannedRecording, *, top_k: int,
+                   min_score: float | None) -> Prediction:
+        clip, _ = recording_scores(scan, self.rules, exclusive=not self.multi_label)
         order = np.argsort(-clip, kind="stable")
         scores = {self.labels[i]: float(clip[i]) for i in range(len(self.labels))}
         if isinstance(source, np.ndarray):
@@ -330,31 +334,45 @@ class Classifier:
             windows=windows, detections=self._detections(windows, hop, min_score),
             duration=scan.duration)
 
-    def _detections(self, results: list[WindowScores], hop: float, min_score: float
-                    ) -> list[Detection]:
+    def score_thresholds(self, min_score: float | None = None) -> np.ndarray:
+        """Each species' detection threshold: ``min_score`` for all when given, else the
+        per-species thresholds carried in the model, else 0.5."""
+        if min_score is not None:
+            return np.full(len(self.labels), float(min_score))
+        chosen = self.thresholds or {}
+        return np.array([chosen.get(label, 0.5) for label in self.labels])
+
+    def _detections(self, results: list[WindowScores], hop: float,
+                    min_score: float | None) -> list[Detection]:
+        """Timed events: runs of consecutive windows in which a species reaches its
+        threshold. A softmax model names one species per window (its best, if that
+        reaches its threshold); a multi-label model can name several at once. "No bird"
+        classes never become detections."""
         clip = self.clip_seconds
         total = results[-1].end
+        scores = np.stack([r.scores for r in results])
+        active = scores >= self.score_thresholds(min_score)[None, :]
+        if not self.multi_label:
+            best = scores.argmax(axis=1)
+            active &= np.arange(scores.shape[1])[None, :] == best[:, None]
+        for i, name in enumerate(self.labels):
+            if is_background(name):
+                active[:, i] = False
         events: list[Detection] = []
-        runs: list[list[Any]] = []  # [label index, first, last, best score]
-        background = {i for i, name in enumerate(self.labels)
-                      if name.strip("_ ").lower() in BACKGROUND_LABELS}
-        for k, r in enumerate(results):
-            best = int(np.argmax(r.scores))
-            if r.scores[best] < min_score or best in background:
-                continue
-            if runs and runs[-1][0] == best and runs[-1][2] == k - 1:
-                runs[-1][2], runs[-1][3] = k, max(runs[-1][3], float(r.scores[best]))
-            else:
-                runs.append([best, k, k, float(r.scores[best])])
-        for label, first, last, score in runs:
-            s0, s1 = results[first].start, results[last].start
-            start = 0.0 if first == 0 else s0 + clip - hop
-            end = total if last == len(results) - 1 else s1 + hop
-            if start >= end:  # one window alone: centre it
-                centre = (s0 + s1 + clip) / 2
-                start, end = max(0.0, centre - hop / 2), min(total, centre + hop / 2)
-            events.append(Detection(start, min(end, total), self.labels[label], score))
-        return events
+        for label in np.flatnonzero(active.any(axis=0)):
+            on = np.concatenate([[False], active[:, label], [False]])
+            edges = np.flatnonzero(on[1:] != on[:-1])
+            for first, stop in zip(edges[::2], edges[1::2]):
+                last = stop - 1
+                s0, s1 = results[first].start, results[last].start
+                start = 0.0 if first == 0 else s0 + clip - hop
+                end = total if last == len(results) - 1 else s1 + hop
+                if start >= end:  # one window alone: centre it
+                    centre = (s0 + s1 + clip) / 2
+                    start, end = max(0.0, centre - hop / 2), min(total, centre + hop / 2)
+                events.append(Detection(start, min(end, total), self.labels[label],
+                                        float(scores[first:last + 1, label].max())))
+        return sorted(events, key=lambda d: (d.start, d.label))
 
 
 def _plain_features(sample_rate: int, num_samples: int) -> FeatureConfig:
@@ -365,6 +383,17 @@ def _plain_features(sample_rate: int, num_samples: int) -> FeatureConfig:
     return FeatureConfig(sample_rate=sample_rate, clip_seconds=num_samples / sample_rate,
                          n_fft=n_fft, fmin=min(50.0, sample_rate / 4),
                          fmax=min(15000.0, sample_rate / 2))
+
+
+def _thresholds(path: Path, value: object, labels: Sequence[str]) -> dict[str, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0
+            for v in value.values()):
+        raise ModelError(f"{path}: the field 'thresholds' of its metadata must map species "
+                         f"to numbers in [0, 1]. Got {value!r:.200} instead.")
+    return {str(k): float(v) for k, v in value.items() if k in labels}
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -431,7 +460,7 @@ def load_classifier(model: str | os.PathLike | None = None, **kwargs: Any) -> Cl
 def predict(source: str | os.PathLike | BinaryIO | np.ndarray, *,
             model: str | os.PathLike | None = None, sample_rate: int | None = None,
             hop_seconds: float | None = None, overlap: float | None = None,
-            top_k: int = 3, min_score: float = 0.5) -> Prediction:
+            top_k: int = 3, min_score: float | None = None) -> Prediction:
     """Classify a recording with ``model`` (see :func:`resolve_model` for the default).
 
     The classifier is loaded once and reused across calls. The other parameters are

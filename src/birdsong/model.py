@@ -83,7 +83,8 @@ def build_model(labels: Sequence[str], config: TrainConfig | None = None, *,
     x = backbone(x, training=False) if pretrained else backbone(x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     x = keras.layers.Dropout(config.dropout, name="dropout")(x)
-    out = keras.layers.Dense(len(labels), activation="softmax", name="species")(x)
+    activation = "sigmoid" if config.multi_label else "softmax"
+    out = keras.layers.Dense(len(labels), activation=activation, name="species")(x)
     return keras.Model(waveform, out, name="birdsong")
 
 

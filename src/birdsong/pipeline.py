@@ -19,7 +19,7 @@ import numpy as np
 
 from .audio import activity, frame, load_audio
 from .config import AugmentConfig, FeatureConfig, TrainConfig, WindowRules
-from .dataset import DatasetIndex, Skipped
+from .dataset import DatasetIndex, Skipped, model_labels, target_vectors
 from .errors import AudioError, require
 from .rules import choose_windows
 
@@ -132,7 +132,11 @@ def make_dataset(index: DatasetIndex, config: TrainConfig, *, training: bool, sk
                  class_weights: Sequence[float] | None = None, cache_dir: str | None = None,
                  with_ids: bool = False, batch_size: int | None = None,
                  max_windows: int | None = None):
-    """Build the ``tf.data.Dataset`` of ``(waveform, one_hot, sample_weight)`` batches.
+    """Build the ``tf.data.Dataset`` of ``(waveform, target, sample_weight)`` batches.
+
+    ``target`` is the recording's row of :func:`~birdsong.dataset.target_vectors` over
+    the model's classes (:func:`~birdsong.dataset.model_labels`): one-hot for a softmax
+    model; for a multi-label model all zeros on a "no bird" recording.
 
     Parameters
     ----------
@@ -140,17 +144,18 @@ def make_dataset(index: DatasetIndex, config: TrainConfig, *, training: bool, sk
         Shuffle windows and apply waveform augmentation and mixup from ``config.augment``
         (SpecAugment masks are a layer inside the model, active only in training).
     class_weights : sequence of float, optional
-        Per-species weight applied as the sample weight (balances unbalanced species).
+        Per-species weight applied as the sample weight (balances unbalanced species);
+        a window without any species present weighs 1.
     with_ids : bool
         Yield ``(waveform, one_hot, recording_id)`` instead, unshuffled and unaugmented:
         for evaluation and feature extraction, to aggregate windows per recording.
     """
     tf = require("tensorflow", purpose="build the training pipeline")
     f = config.features
-    labels = list(index.labels)
+    labels = model_labels(index.labels, multi_label=config.multi_label)
     # bytes, not str: a file name that is not valid UTF-8 must reach the loader intact
     paths = [os.fsencode(r.path) for r in index.recordings]
-    ys = [labels.index(r.label) for r in index.recordings]
+    targets = target_vectors(index.recordings, labels).reshape(-1, len(labels))
     ids = list(range(len(paths)))
     n_classes = len(labels)
     weights = tf.constant(class_weights if class_weights is not None else [1.0] * n_classes,
@@ -161,19 +166,20 @@ def make_dataset(index: DatasetIndex, config: TrainConfig, *, training: bool, sk
         windows = tf.numpy_function(load, [path], tf.float32, stateful=False)
         windows = tf.ensure_shape(windows, [None, f.num_samples])
         k = tf.shape(windows)[0]
-        return windows, tf.fill([k], y), tf.fill([k], rid)
+        return windows, tf.tile(y[None], [k, 1]), tf.fill([k], rid)
+
+    def weight(y):
+        return tf.where(tf.reduce_max(y) > 0, tf.gather(weights, tf.argmax(y)), 1.0)
 
     ds = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string),
-                                             tf.constant(ys, tf.int32),
+                                             tf.constant(targets, tf.float32),
                                              tf.constant(ids, tf.int32)))
     ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
     ds = ds.cache(cache_dir or "")
-    one_hot = lambda y: tf.one_hot(y, n_classes)  # noqa: E731
     batch = batch_size or config.batch_size
     if with_ids:
-        ds = ds.map(lambda x, y, rid: (x, one_hot(y), rid))
         return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
-    ds = ds.map(lambda x, y, rid: (x, one_hot(y), tf.gather(weights, y)))
+    ds = ds.map(lambda x, y, rid: (x, y, weight(y)))
     if training:
         ds = ds.shuffle(4096, seed=config.seed, reshuffle_each_iteration=True)
         aug = config.augment

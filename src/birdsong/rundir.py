@@ -14,6 +14,7 @@
       learning_curves.png
       report/            evaluation on the validation recordings
       model.tflite       the exported model
+      thresholds.json    per-species detection thresholds chosen on the validation windows
       skipped.json       files that could not be used, with the reason
       summary.json       what the run produced, for people and for later commands
 
@@ -216,6 +217,23 @@ class RunDir:
     def write_skipped(self, skipped: list[Skipped]) -> Path:
         return atomic_write_text(self.path / "skipped.json", json.dumps(
             [{"path": s.path, "reason": s.reason} for s in skipped], indent=2) + "\n")
+
+    @property
+    def thresholds_path(self) -> Path:
+        return self.path / "thresholds.json"
+
+    def write_thresholds(self, thresholds: dict[str, Any]) -> Path:
+        """``thresholds.json``: the rule, and per species its threshold with the precision
+        and recall it gave on the validation windows."""
+        return atomic_write_text(self.thresholds_path, json.dumps(thresholds, indent=2) + "\n")
+
+    def read_thresholds(self) -> dict[str, float] | None:
+        """``{species: threshold}``, or None when the run chose none."""
+        try:
+            data = json.loads(self.thresholds_path.read_text(encoding="utf-8"))
+            return {k: float(v["threshold"]) for k, v in data["per_species"].items()}
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def read_summary(self) -> dict[str, Any]:
         try:

@@ -39,7 +39,7 @@ import numpy as np
 
 from ._io import atomic_path
 from .config import TrainConfig
-from .dataset import DatasetIndex, Skipped, index_dataset, split_recordings
+from .dataset import DatasetIndex, Skipped, index_dataset, model_labels, split_recordings
 from .errors import DatasetError, InvalidParameterError, parameter_error, require
 from .pipeline import SkipLog, make_dataset
 from .rundir import RunDir
@@ -190,8 +190,10 @@ def _extract(extractor, ds, *, progress: bool, desc: str) -> tuple[np.ndarray, n
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def _class_weights(y_one_hot: np.ndarray, n_classes: int) -> list[float]:
-    counts = np.bincount(y_one_hot.argmax(1), minlength=n_classes).astype(float)
+def _class_weights(targets: np.ndarray, n_classes: int) -> list[float]:
+    """Inverse-frequency weights of the species, over windows where one is present."""
+    present_rows = targets.max(axis=1) > 0 if len(targets) else np.zeros(0, bool)
+    counts = np.bincount(targets[present_rows].argmax(1), minlength=n_classes).astype(float)
     present = counts > 0
     weights = np.ones(n_classes)
     weights[present] = counts[present].sum() / (present.sum() * counts[present])
@@ -200,7 +202,24 @@ def _class_weights(y_one_hot: np.ndarray, n_classes: int) -> list[float]:
 
 def _loss(config: TrainConfig):
     keras = require("keras")
+    if config.multi_label:
+        return keras.losses.BinaryCrossentropy(label_smoothing=config.label_smoothing)
     return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+
+
+def _metrics(config: TrainConfig) -> list:
+    """Accuracy for a softmax model; for a multi-label one the area under the ROC curve
+    (accuracy over mostly-absent species says little)."""
+    keras = require("keras")
+    if config.multi_label:
+        return [keras.metrics.AUC(multi_label=True, name="auc")]
+    return ["accuracy"]
+
+
+def _weights_for(config: TrainConfig, targets: np.ndarray, n_classes: int) -> list[float]:
+    if config.class_weighting and not config.multi_label:
+        return _class_weights(targets, n_classes)
+    return [1.0] * n_classes
 
 
 def _backup(run: RunDir, phase: int):
@@ -235,11 +254,12 @@ def _prepare(data_dir, run: RunDir, config: TrainConfig | None, *, resume: bool,
             "trains from the recordings themselves, so that the exported model takes raw "
             "audio and computes the same spectrogram inside; point train at the folder of "
             "recordings those images were made from.")
+    labels = model_labels(index.labels, multi_label=config.multi_label)
     if resume:
         before = run.read_labels()
-        if list(index.labels) != before:
-            added = sorted(set(index.labels) - set(before))
-            gone = sorted(set(before) - set(index.labels))
+        if list(labels) != before:
+            added = sorted(set(labels) - set(before))
+            gone = sorted(set(before) - set(labels))
             raise DatasetError(
                 f"{data_dir}: the species have changed since {run.path} started (new: "
                 f"{', '.join(added) or 'none'}; missing: {', '.join(gone) or 'none'}); a "
@@ -314,7 +334,7 @@ def train_model(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
     run.path.mkdir(parents=True, exist_ok=True)
     if not resume:
         run.write_config(config)
-        run.write_labels(index.labels)
+        run.write_labels(model_labels(index.labels, multi_label=config.multi_label))
         run.write_split(train_idx, val_idx)
     try:
         with seeded(config.seed, deterministic=deterministic):
@@ -336,7 +356,7 @@ def _train(run: RunDir, config: TrainConfig, index: DatasetIndex, train_idx: Dat
     from .model import build_model, feature_extractor, head_model, set_fine_tuning
     from .plots import plot_learning_curves
 
-    labels = index.labels
+    labels = model_labels(index.labels, multi_label=config.multi_label)
     state: dict[str, Any] = {"phase": 1, "epoch": 0, "best": None, "best_epoch": 0,
                              "wait": 0, "history": {"phase1": [], "phase2": []}}
     state.update(run.read_state())
@@ -371,12 +391,12 @@ def _train(run: RunDir, config: TrainConfig, index: DatasetIndex, train_idx: Dat
                 raise DatasetError(f"{data_dir}: no training window could be decoded")
             xva, yva = (_extract(extractor, val_plain, progress=say.progress,
                                  desc="  validation windows") if has_val else (None, None))
-            weights = (_class_weights(ytr, len(labels)) if config.class_weighting
-                       else [1.0] * len(labels))
+            weights = _weights_for(config, ytr, len(labels))
             head = head_model(model)
             head.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                         loss=_loss(config), metrics=["accuracy"])
-            sw = np.asarray(weights, np.float32)[ytr.argmax(1)]
+                         loss=_loss(config), metrics=_metrics(config))
+            sw = np.where(ytr.max(1) > 0, np.asarray(weights, np.float32)[ytr.argmax(1)],
+                          1.0).astype(np.float32)
             ds = (tf.data.Dataset.from_tensor_slices((xtr, ytr, sw))
                   .shuffle(len(xtr), seed=config.seed).batch(config.batch_size))
             say(f"  {len(xtr)} training windows, {0 if xva is None else len(xva)} "
@@ -401,15 +421,14 @@ def _train(run: RunDir, config: TrainConfig, index: DatasetIndex, train_idx: Dat
                                      [np.zeros((0, len(labels)))])
                 if len(ytr) == 0:
                     raise DatasetError(f"{data_dir}: no training window could be decoded")
-            weights = (_class_weights(ytr, len(labels)) if config.class_weighting
-                       else [1.0] * len(labels))
+            weights = _weights_for(config, ytr, len(labels))
             unfrozen = set_fine_tuning(model, config.fine_tune_from,
                                        pretrained=config.pretrained)
             say(f"{PHASE_NAMES[2]}: {len(unfrozen)} backbone layers trainable from "
                 f"{config.fine_tune_from}, learning rate {config.finetune_learning_rate:g}, "
                 f"up to {config.epochs_finetune} epochs")
             model.compile(optimizer=keras.optimizers.Adam(config.finetune_learning_rate),
-                          loss=_loss(config), metrics=["accuracy"])
+                          loss=_loss(config), metrics=_metrics(config))
             train_ds = make_dataset(train_idx, config, training=True, skips=skips,
                                     class_weights=weights)
             val_ds = (make_dataset(val_idx, config, training=False, skips=skips)

@@ -72,6 +72,7 @@ def train(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
     settings, split, history, learning curves and report (``report/``).
     """
     from .evaluation import evaluate_index, write_report
+    from .thresholds import choose_thresholds
 
     trained = train_model(data_dir, output_dir, config=config, resume=resume,
                           strategy=strategy, validation_dir=validation_dir,
@@ -83,9 +84,16 @@ def train(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
         model = trained.model
         report = evaluate_index(lambda x: np.asarray(model(x, training=False)),
                                 trained.validation_index, features=config.features,
-                                rules=config.windows, labels=trained.labels, skips=skips,
+                                rules=config.windows, labels=trained.labels,
+                                multi_label=config.multi_label, skips=skips,
                                 batch_size=config.batch_size, progress=progress)
         report["model"] = str(run.keras_path)
+        thresholds = choose_thresholds(
+            report.pop("window_scores"), report.pop("window_targets"), trained.labels,
+            rule="f1" if config.target_precision is None else "precision",
+            target_precision=config.target_precision or 0.9).to_dict()
+        run.write_thresholds(thresholds)
+        report["thresholds"] = thresholds
         if report["collapsed"]:
             log.warning("%s", COLLAPSED_WARNING)
             if progress:
