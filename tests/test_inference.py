@@ -272,3 +272,31 @@ def test_evaluate_gives_the_answer_predict_gives(trained_run):
         pred = clf.predict(rec["path"])
         assert pred.label == rec["predicted"], rec["path"]
         assert pred.score == pytest.approx(rec["score"], abs=1e-6)
+
+
+def test_soundscape_evaluation_of_an_exported_model(band_model, tmp_path):
+    """evaluate() on a recording with a Raven table: window cmAP and event matching at
+    the model's thresholds, as predict makes the detections."""
+    from birdsong.annotations import Annotation, write_raven
+    from birdsong.evaluation import evaluate
+
+    rng = np.random.default_rng(3)
+    x = (3e-4 * rng.standard_normal(20 * SR)).astype(np.float32)
+    truth = [(2.0, 4.0, "high"), (8.0, 10.0, "low"), (14.0, 16.0, "mid")]
+    for start, end, name in truth:
+        x[int(start * SR):int(end * SR)] += _tone(TONES[name], end - start)
+    folder = tmp_path / "soundscapes"
+    folder.mkdir()
+    sf.write(folder / "dawn.wav", x, SR)
+    write_raven(folder / "dawn.Table.1.selections.txt",
+                [Annotation("dawn.wav", s, e, name) for s, e, name in truth], file="dawn.wav")
+    report = evaluate(band_model, folder, output_dir=tmp_path / "report", min_score=0.5)
+    assert report["kind"] == "soundscapes" and report["recordings"] == 1
+    assert report["window_metrics"]["cmap"] > 0.9
+    events = report["event_metrics"]["overall"]
+    assert (events["tp"], events["fp"], events["fn"]) == (3, 0, 0)
+    assert (tmp_path / "report" / "pr_curves.png").stat().st_size > 5000
+    assert "cmAP" in (tmp_path / "report" / "report.md").read_text()
+    # the detections counted are the ones predict gives
+    pred = Classifier(band_model).predict(folder / "dawn.wav", min_score=0.5)
+    assert [d.label for d in pred.detections] == ["high", "low", "mid"]

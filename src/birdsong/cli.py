@@ -156,7 +156,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate
 
     report = evaluate(args.model, args.data_dir, output_dir=args.output,
+                      min_score=args.min_score, min_overlap=args.min_overlap,
+                      species_column=args.species_column,
                       progress=not (args.json or args.quiet))
+    if report.get("kind") == "soundscapes":
+        return _print_soundscape_report(report, args)
     if args.json:
         print(json.dumps({k: report[k] for k in ("per_recording", "per_window", "collapsed",
                                                   "skipped")}))
@@ -175,6 +179,33 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     for name, v in report["per_recording"]["per_species"].items():
         print(f"  {_safe(name):28s} {v['precision']:6.3f} {v['recall']:6.3f} "
               f"{v['f1']:6.3f} {v['support']:4d}")
+    if args.output:
+        print(f"\nreport written to {args.output}")
+    _print_skipped([_Skip(s["path"], s["reason"]) for s in report["skipped"]])
+    return EXIT_OK
+
+
+def _print_soundscape_report(report: dict, args: argparse.Namespace) -> int:
+    if args.json:
+        print(json.dumps({k: v for k, v in report.items() if k != "pr_curves"}))
+        return EXIT_OK
+    wm, em = report["window_metrics"], report["event_metrics"]
+
+    def num(v):
+        return "  n/a" if v is None else f"{v:5.3f}"
+
+    print(f"soundscapes: {report['recordings']} annotated recording(s), "
+          f"{wm['n_windows']} windows")
+    print(f"per window: cmAP {num(wm['cmap'])}  macro ROC-AUC {num(wm['macro_roc_auc'])}")
+    o = em["overall"]
+    print(f"events (selections covered >= {em['min_overlap']:g}): precision "
+          f"{num(o['precision'])}  recall {num(o['recall'])}  F1 {num(o['f1'])}")
+    print(f"\n  {'species':28s} {'AP':>5s} {'thresh':>6s} {'found':>5s} {'false':>5s} "
+          f"{'missed':>6s} {'F1':>5s}")
+    for label in report["labels"]:
+        e, w = em["per_species"][label], wm["per_species"][label]
+        print(f"  {_safe(label):28s} {num(w['ap'])} {report['thresholds'][label]:6.3f} "
+              f"{e['tp']:5d} {e['fp']:5d} {e['fn']:6d} {num(e['f1'])}")
     if args.output:
         print(f"\nreport written to {args.output}")
     _print_skipped([_Skip(s["path"], s["reason"]) for s in report["skipped"]])
@@ -423,11 +454,19 @@ def build_parser() -> argparse.ArgumentParser:
     _feature_options(p)
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("evaluate", help="metrics of a model on a labelled species tree")
+    p = sub.add_parser("evaluate", help="metrics of a model on a labelled species tree, or "
+                                        "on annotated soundscapes (Raven/Audacity/CSV tables)")
     p.add_argument("model", help="run directory, .keras or .tflite")
-    p.add_argument("data_dir")
+    p.add_argument("data_dir", help="a folder per species, or recordings with tables")
     p.add_argument("-o", "--output", help="folder for report.json/.md, confusion matrices")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--min-score", type=float,
+                   help="soundscapes: detection threshold for every species (default: the "
+                        "model's per-species thresholds)")
+    p.add_argument("--min-overlap", type=float, default=0.5,
+                   help="soundscapes: share of a selection a detection (or window) must "
+                        "cover to count (default 0.5)")
+    p.add_argument("--species-column", help="Raven tables: the column naming the species")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -444,7 +483,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="a .tflite or run directory (default: $BIRDSONG_MODEL, "
                                    "else the latest model trained or exported here)")
     p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--min-score", type=float, default=0.5, help="detection threshold")
+    p.add_argument("--min-score", type=float,
+                   help="detection threshold for every species (default: the per-species "
+                        "thresholds inside the model, else 0.5)")
     _hop_option(p, "default: the model's rule, half a window")
     p.add_argument("--overlap", type=float,
                    help="seconds shared by consecutive windows (another way to set the hop: "

@@ -1,18 +1,14 @@
 """Run an exported ``.tflite`` on new recordings with the LiteRT interpreter.
 
 Light tier: numpy, soundfile, soxr and ``ai-edge-litert`` (or ``tflite_runtime``).
-TensorFlow is never imported here (an import-linter contract checks it). The model file carries its labels and audio settings
+TensorFlow is never imported here (an import-linter contract checks it). The model file
+carries its labels, audio settings, window rules and thresholds
 (:mod:`birdsong.metadata`), so ``Classifier("birds.tflite")`` needs nothing else.
 
-Timing of detections: windows of ``clip_seconds`` start every ``hop`` seconds
-(``hop = clip_seconds - overlap``). When window k detects a species and window k-1 did
-not, the song most likely began in the part of window k that k-1 did not cover, its
-last ``hop`` seconds: the event starts at ``start_k + clip_seconds - hop``. Likewise it
-ends at ``start_m + hop`` when window m is the last to detect it. An event confined to
-one window is centred on that window, ``hop`` long. Events touching the start or end of
-the recording extend to it. For a model that fires as soon as part of a song is in a
-window, the edges land within one hop of the truth; a less sensitive model shifts them
-inwards by at most the share of a window it needs to see.
+A recording's answer and its timed detections follow :mod:`birdsong.rules`, the same
+functions evaluation uses (see :func:`birdsong.rules.detect_events` for how detection
+edges are placed: within about one hop of the truth for a model that fires as soon as
+part of a song is in a window).
 """
 
 from __future__ import annotations
@@ -36,11 +32,10 @@ from .config import (
     WindowRules,
     check_hop,
     from_dict,
-    is_background,
     min_hop_seconds,
 )
 from .errors import InvalidParameterError, MissingDependencyError, ModelError, parameter_error
-from .rules import ScannedRecording, recording_scores, scan_recording
+from .rules import ScannedRecording, detect_events, recording_scores, scan_recording
 
 __all__ = ["BACKGROUND_LABELS", "Classifier", "Detection", "Prediction", "WindowScores", "predict",
            "resolve_model"]
@@ -344,35 +339,16 @@ class Classifier:
 
     def _detections(self, results: list[WindowScores], hop: float,
                     min_score: float | None) -> list[Detection]:
-        """Timed events: runs of consecutive windows in which a species reaches its
-        threshold. A softmax model names one species per window (its best, if that
-        reaches its threshold); a multi-label model can name several at once. "No bird"
-        classes never become detections."""
-        clip = self.clip_seconds
-        total = results[-1].end
-        scores = np.stack([r.scores for r in results])
-        active = scores >= self.score_thresholds(min_score)[None, :]
-        if not self.multi_label:
-            best = scores.argmax(axis=1)
-            active &= np.arange(scores.shape[1])[None, :] == best[:, None]
-        for i, name in enumerate(self.labels):
-            if is_background(name):
-                active[:, i] = False
-        events: list[Detection] = []
-        for label in np.flatnonzero(active.any(axis=0)):
-            on = np.concatenate([[False], active[:, label], [False]])
-            edges = np.flatnonzero(on[1:] != on[:-1])
-            for first, stop in zip(edges[::2], edges[1::2]):
-                last = stop - 1
-                s0, s1 = results[first].start, results[last].start
-                start = 0.0 if first == 0 else s0 + clip - hop
-                end = total if last == len(results) - 1 else s1 + hop
-                if start >= end:  # one window alone: centre it
-                    centre = (s0 + s1 + clip) / 2
-                    start, end = max(0.0, centre - hop / 2), min(total, centre + hop / 2)
-                events.append(Detection(start, min(end, total), self.labels[label],
-                                        float(scores[first:last + 1, label].max())))
-        return sorted(events, key=lambda d: (d.start, d.label))
+        """Timed events by :func:`birdsong.rules.detect_events` with this model's
+        thresholds and output type."""
+        events = detect_events(np.asarray([r.start for r in results]),
+                               np.stack([r.scores for r in results]),
+                               thresholds=self.score_thresholds(min_score),
+                               labels=self.labels, multi_label=self.multi_label,
+                               clip_seconds=self.clip_seconds, hop_seconds=hop,
+                               duration=results[-1].end)
+        return [Detection(start, end, self.labels[label], score)
+                for start, end, label, score in events]
 
 
 def _plain_features(sample_rate: int, num_samples: int) -> FeatureConfig:

@@ -10,13 +10,15 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ._io import atomic_path
 from .errors import require
 
-__all__ = ["new_figure", "plot_confusion_matrix", "plot_learning_curves", "save_figure"]
+__all__ = ["new_figure", "plot_confusion_matrix", "plot_learning_curves",
+           "plot_precision_recall", "save_figure"]
 
 
 def new_figure(*, figsize: tuple[float, float], dpi: int = 100):
@@ -88,3 +90,39 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str]
     ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of true species")
     return save_figure(fig, out_png)
+
+
+def plot_precision_recall(curves: dict[str, Any], thresholds: dict[str, float],
+                          output: str | os.PathLike) -> Path:
+    """One precision-recall curve per species (window level), each species' detection
+    threshold marked on its curve."""
+    names = list(curves)
+    cols = min(4, max(1, len(names)))
+    rows = max(1, int(np.ceil(len(names) / cols)))
+    fig = new_figure(figsize=(3.2 * cols, 2.9 * rows))
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for ax, name in zip(axes, names):
+        c = curves[name]
+        precision, recall = np.asarray(c.get("precision", [])), np.asarray(c.get("recall", []))
+        if precision.size:
+            ax.plot(recall, precision, linewidth=1.5)
+            t = np.asarray(c.get("thresholds", []))
+            if t.size and name in thresholds:
+                k = int(np.argmin(np.abs(t - thresholds[name])))
+                ax.plot(recall[k], precision[k], "o", color="C3",
+                        label=f"threshold {thresholds[name]:.2f}")
+                ax.legend(fontsize=7, loc="lower left")
+        else:
+            ax.text(0.5, 0.5, "no positive windows", ha="center", va="center", fontsize=8)
+        ap = c.get("ap")
+        ax.set_title(f"{name}" + (f" (AP {ap:.2f})" if isinstance(ap, float) else ""),
+                     fontsize=9)
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("recall", fontsize=8)
+        ax.set_ylabel("precision", fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(names):]:
+        ax.axis("off")
+    fig.suptitle("Precision-recall per species (windows)")
+    return save_figure(fig, output)

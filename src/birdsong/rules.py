@@ -31,13 +31,14 @@ from .audio import (
     resample,
     stream_windows,
 )
-from .config import FeatureConfig, WindowRules
+from .config import FeatureConfig, WindowRules, is_background
 from .errors import InvalidParameterError, parameter_error
 
 __all__ = [
     "ScannedRecording",
     "aggregate",
     "choose_windows",
+    "detect_events",
     "iter_windows",
     "recording_scores",
     "scan_recording",
@@ -189,3 +190,46 @@ def scan_recording(source: Source, scorer: Scorer, *, features: FeatureConfig,
         flush()
     return ScannedRecording(np.asarray(starts), np.asarray(ends), np.concatenate(scores),
                             activity_from_energy(np.concatenate(energy)))
+
+
+def detect_events(starts: np.ndarray, scores: np.ndarray, *, thresholds: np.ndarray,
+                  labels: tuple[str, ...] | list[str], multi_label: bool,
+                  clip_seconds: float, hop_seconds: float, duration: float
+                  ) -> list[tuple[float, float, int, float]]:
+    """Timed events ``(start, end, class index, best score)`` from window scores.
+
+    A window names a species when its score reaches that species' threshold; a softmax
+    model names at most one per window (its best), a multi-label model any number.
+    "No bird" classes never become events. Consecutive windows naming one species merge.
+
+    Timing: when window k names a species and window k-1 did not, the song most likely
+    began in the part of window k that k-1 did not cover, its last ``hop`` seconds: the
+    event starts at ``start_k + clip_seconds - hop``; likewise it ends at
+    ``start_m + hop`` when window m is the last to name it. An event confined to one
+    window is centred on it, ``hop`` long. Events touching the start or end of the
+    recording extend to it.
+    """
+    scores = np.asarray(scores)
+    active = scores >= np.asarray(thresholds)[None, :]
+    if not multi_label:
+        best = scores.argmax(axis=1)
+        active &= np.arange(scores.shape[1])[None, :] == best[:, None]
+    for i, name in enumerate(labels):
+        if is_background(name):
+            active[:, i] = False
+    hop, clip = hop_seconds, clip_seconds
+    events: list[tuple[float, float, int, float]] = []
+    for label in np.flatnonzero(active.any(axis=0)):
+        on = np.concatenate([[False], active[:, label], [False]])
+        edges = np.flatnonzero(on[1:] != on[:-1])
+        for first, stop in zip(edges[::2], edges[1::2]):
+            last = stop - 1
+            s0, s1 = float(starts[first]), float(starts[last])
+            start = 0.0 if first == 0 else s0 + clip - hop
+            end = duration if last == len(starts) - 1 else s1 + hop
+            if start >= end:  # one window alone: centre it
+                centre = (s0 + s1 + clip) / 2
+                start, end = max(0.0, centre - hop / 2), min(duration, centre + hop / 2)
+            events.append((start, min(end, duration), int(label),
+                           float(scores[first:last + 1, label].max())))
+    return sorted(events, key=lambda e: (e[0], labels[e[2]]))
