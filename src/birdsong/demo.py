@@ -4,9 +4,14 @@
 2. train a small MobileNetV2 classifier (frozen backbone on cached features, then
    fine-tuning), with ImageNet weights when they can be downloaded;
 3. evaluate on held-out birds (validation split by individual) and write the report;
-4. export a self-describing ``.tflite``;
+4. export a self-describing ``.tflite`` (per-species thresholds inside);
 5. predict new clips of birds never heard in training, and a long recording with songs
-   at known times, with the LiteRT classifier alone.
+   at known times, with the LiteRT classifier alone;
+6. evaluate it on annotated soundscapes (several species at once, Raven tables): cmAP
+   and event precision/recall/F1 per species.
+
+The model is multi-label (one sigmoid per species): the ``_Background`` recordings teach
+it that no species is present, and several species can be named in one window.
 """
 
 from __future__ import annotations
@@ -36,17 +41,22 @@ def demo_config(*, weights: str | None, seed: int = 0, fast: bool = False) -> Tr
     """
     if fast:
         return TrainConfig(features=FeatureConfig(image_size=96), alpha=0.35, weights=weights,
-                           seed=seed, epochs_frozen=3, epochs_finetune=1,
+                           seed=seed, epochs_frozen=3, epochs_finetune=1, multi_label=True,
                            windows=WindowRules(max_windows=4), batch_size=32)
     if weights is not None:
         return TrainConfig(features=FeatureConfig(image_size=128), alpha=1.0,
                            weights=weights, seed=seed, epochs_frozen=20, epochs_finetune=4,
                            finetune_learning_rate=1e-4, windows=WindowRules(max_windows=6),
-                           batch_size=32, patience=4)
+                           batch_size=32, patience=4, multi_label=True)
     # from scratch: TrainConfig's from-scratch schedule, a small network, more windows
     return TrainConfig(features=FeatureConfig(image_size=128), alpha=0.35, weights=None,
                        seed=seed, windows=WindowRules(max_windows=12, hop_seconds=1.0),
-                       batch_size=32, augment=AugmentConfig(freq_masks=0, time_masks=1))
+                       batch_size=32, augment=AugmentConfig(freq_masks=0, time_masks=1),
+                       multi_label=True)
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _write(path: Path, signal: np.ndarray, rate: int) -> Path:
@@ -65,9 +75,11 @@ def run_demo(out_dir: str = "birdsong-demo", *, weights: str = "imagenet", seed:
     import shutil
 
     from . import synth
+    from .evaluation import evaluate
     from .images import render_recording
     from .inference import Classifier
     from .rundir import RunDir
+    from .soundscapes import write_soundscapes
     from .workflow import train
 
     started = time.perf_counter()
@@ -85,7 +97,7 @@ def run_demo(out_dir: str = "birdsong-demo", *, weights: str = "imagenet", seed:
         have = None
     rate = FeatureConfig().sample_rate
     if have == wanted and not restart:
-        print(f"[1/5] reusing the demo recordings in {data}")
+        print(f"[1/6] reusing the demo recordings in {data}")
         summary = synth.DemoDatasetSummary(
             root=data, species=tuple(sorted(p.name for p in data.iterdir()
                                             if p.is_dir() and not p.name.startswith("_"))),
@@ -94,7 +106,7 @@ def run_demo(out_dir: str = "birdsong-demo", *, weights: str = "imagenet", seed:
         if data.exists():
             shutil.rmtree(data)
             shutil.rmtree(run_dir, ignore_errors=True)  # it was trained on other data
-        print(f"[1/5] writing demo recordings of {species} species to {data}")
+        print(f"[1/6] writing demo recordings of {species} species to {data}")
         summary = synth.write_demo_dataset(data, species=species, seed=seed,
                                            individuals=3, recordings_per_individual=2 if fast
                                            else 3, duration_seconds=6.0 if fast else 8.0)
@@ -111,9 +123,9 @@ def run_demo(out_dir: str = "birdsong-demo", *, weights: str = "imagenet", seed:
     resume = RunDir(run_dir).is_run()
     if resume:
         config = RunDir(run_dir).read_config()
-        print(f"[2/5] continuing the training run in {run_dir} (--restart starts over)")
+        print(f"[2/6] continuing the training run in {run_dir} (--restart starts over)")
     else:
-        print(f"[2/5] training MobileNetV2 (alpha {config.alpha}, {config.features.image_size} "
+        print(f"[2/6] training MobileNetV2 (alpha {config.alpha}, {config.features.image_size} "
               f"px, weights {chosen or 'none'}) into {run_dir}")
     try:
         result = train(data, run_dir, config=None if resume else config, resume=resume,
@@ -128,13 +140,13 @@ def run_demo(out_dir: str = "birdsong-demo", *, weights: str = "imagenet", seed:
         result = train(data, run_dir, config=config, progress=True)
 
     rec = result.report["per_recording"] if result.report else None
-    print(f"[3/5] evaluation on held-out birds: per recording top-1 "
+    print(f"[3/6] evaluation on held-out birds: per recording top-1 "
           f"{rec['top1_accuracy']:.3f} (n={rec['n']}), macro-F1 {rec['macro_f1']:.3f}"
-          if rec else "[3/5] no validation recordings")
-    print(f"[4/5] exported {result.tflite_path}")
+          if rec else "[3/6] no validation recordings")
+    print(f"[4/6] exported {result.tflite_path}")
 
     clf = Classifier(result.tflite_path)
-    print("[5/5] predicting new birds (never heard in training) with LiteRT:")
+    print("[5/6] predicting new birds (never heard in training) with LiteRT:")
     correct = 0
     for i, name in enumerate(summary.species):
         clip = synth.recording(name, duration_seconds=6.0, sample_rate=rate,
@@ -149,17 +161,33 @@ def run_demo(out_dir: str = "birdsong-demo", *, weights: str = "imagenet", seed:
     signal, events = synth.long_recording(species=picks, duration_seconds=60.0,
                                           sample_rate=rate, seed=seed + 7)
     long_path = _write(out / "long_recording.wav", signal, rate)
-    pred = clf.predict(long_path, hop_seconds=1.0, min_score=0.5)
+    pred = clf.predict(long_path, hop_seconds=1.0)
     print(f"      long recording {long_path} (60 s), true songs vs detections:")
     print("        truth:      " + ", ".join(f"{e.species} {e.start:.1f}-{e.end:.1f}s"
                                              for e in events))
     print("        detections: " + (", ".join(f"{d.label} {d.start:.1f}-{d.end:.1f}s "
                                                f"({d.score:.2f})" for d in pred.detections)
                                     or "none"))
+    scapes = out / "soundscapes"
+    print(f"[6/6] annotated soundscapes (several species at once, Raven tables) in {scapes}:")
+    if not any(scapes.glob("*.txt")):
+        write_soundscapes(scapes, n=2 if fast else 4, seconds=60.0,
+                          species=summary.species[: min(6, len(summary.species))],
+                          sample_rate=rate, seed=seed)
+    report = evaluate(result.tflite_path, scapes, output_dir=out / "soundscape_report")
+    wm, em = report["window_metrics"], report["event_metrics"]
+    print(f"      per window cmAP {_fmt(wm['cmap'])}, macro ROC-AUC {_fmt(wm['macro_roc_auc'])}; "
+          f"events: precision {_fmt(em['overall']['precision'])}, recall "
+          f"{_fmt(em['overall']['recall'])}, F1 {_fmt(em['overall']['f1'])}")
+    for label, e in em["per_species"].items():
+        if e["tp"] + e["fn"]:
+            print(f"        {label:28s} event F1 {_fmt(e['f1'])}  ({e['tp']} found, "
+                  f"{e['fp']} false alarms, {e['fn']} missed)")
     minutes = (time.perf_counter() - started) / 60
     print(f"\ndone in {minutes:.1f} min. Look at:\n"
           f"  {out / 'spectrogram.png'}  (what the model sees)\n"
           f"  {run_dir / 'learning_curves.png'}\n"
           f"  {run_dir / 'report' / 'report.md'} and confusion_matrix_per_recording.png\n"
+          f"  {out / 'soundscape_report' / 'report.md'} and pr_curves.png\n"
           f"  model: {result.tflite_path}  (try: birdsong predict {long_path} --hop-seconds 1)")
     return 0
