@@ -8,13 +8,16 @@ TensorFlow; the training commands import it when they run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
+from ._io import printable
 from .errors import BirdsongError
 
 log = logging.getLogger("birdsong")
@@ -22,11 +25,14 @@ log = logging.getLogger("birdsong")
 
 # ----------------------------------------------------------------------- commands
 def _cmd_spectrogram(args: argparse.Namespace) -> int:
+    from ._io import check_output_file
     from .images import render_recording
 
+    check_output_file(args.output, inputs=[args.clip], name="--output")
     out = render_recording(args.clip, args.output, config=_features(args),
-                           windows=args.windows, hop_seconds=args.hop)
-    print(f"wrote {out}")
+                           windows=args.windows, hop_seconds=args.hop,
+                           start_seconds=args.start, max_seconds=args.duration)
+    print(f"wrote {printable(out)}")
     return 0
 
 
@@ -100,7 +106,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from ._io import check_output_dir
     from .evaluate import evaluate
+
+    if args.output:  # before the work, not after it
+        check_output_dir(args.output, inputs=[args.data_dir], name="--output")
 
     report = evaluate(args.model, args.data_dir, out_dir=args.output,
                       progress=not args.json)
@@ -115,7 +125,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print("\nper species (per recording):")
     print(f"  {'species':28s} {'prec':>6s} {'recall':>6s} {'F1':>6s} {'n':>4s}")
     for name, v in report["per_recording"]["per_species"].items():
-        print(f"  {name:28s} {v['precision']:6.3f} {v['recall']:6.3f} {v['f1']:6.3f} "
+        print(f"  {printable(name, newlines=False):28s} {v['precision']:6.3f} {v['recall']:6.3f} {v['f1']:6.3f} "
               f"{v['support']:4d}")
     if args.output:
         print(f"\nreport written to {args.output}")
@@ -124,7 +134,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from ._io import check_output_file
     from .export import export_model
+
+    run = Path(args.run)
+    inputs = [p for p in run.iterdir() if p.is_file()] if run.is_dir() else [run]
+    check_output_file(args.output, inputs=inputs, name="--output")  # before converting
 
     out = export_model(args.run, args.output, quantize=args.quantize)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {args.quantize}) and "
@@ -166,7 +181,7 @@ def _print_skipped(skipped: Sequence) -> None:
         return
     print(f"\nskipped {len(skipped)} file(s):", file=sys.stderr)
     for s in skipped[:50]:
-        print(f"  {s.path}: {s.reason}", file=sys.stderr)
+        print(f"  {printable(s.path)}: {printable(s.reason)}", file=sys.stderr)
     if len(skipped) > 50:
         print(f"  ... and {len(skipped) - 50} more (see the report)", file=sys.stderr)
 
@@ -209,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--windows", action="store_true",
                    help="also draw the per-window images the model sees")
     p.add_argument("--hop", type=float, help="window hop in s for --windows")
+    p.add_argument("--start", type=float, default=0.0, help="first second to draw (default 0)")
+    p.add_argument("--duration", type=float, default=600.0,
+                   help="seconds to draw (default 600; a longer file is cut, and says so)")
     _feature_options(p)
     p.set_defaults(func=_cmd_spectrogram)
 
@@ -278,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="table", choices=["table", "json", "csv", "raven"])
     p.add_argument("-o", "--output", help="write results to this file instead of stdout")
     p.add_argument("--shard", help="I/N: process only shard I (0-based) of N of the file list")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted -o output (csv or json): files already in "
+                        "it are skipped, the rest appended")
     p.add_argument("--threads", type=int, help="interpreter threads")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_predict)
@@ -288,7 +309,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error_text(exc: OSError) -> str:
+    """One line for an operating-system condition: what, and on which file."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    names = [n for n in (exc.filename, exc.filename2) if n is not None]
+    return f"{what}: {' -> '.join(map(os.fsdecode, names))}" if names else what
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: send what is left in stdout's buffer to /dev/null, so that
+    Python's flush at exit does not fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout replaced (tests) or closed
+        pass
+
+
+def _error(text: str) -> None:
+    with contextlib.suppress(OSError, ValueError):  # stderr gone too: nothing to tell
+        print(f"birdsong: error: {printable(text)}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``birdsong`` command line; return the exit status.
+
+    Exit status: 0 done; 1 an operating-system condition (permission denied, disk full,
+    a folder where a file should be, ...) or every file failed; 2 a bad option, file or
+    model; 130 interrupted; 141 the reader of stdout went away (``| head``). Each
+    problem is one line on stderr, never a traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -301,11 +352,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except FileNotFoundError as exc:
-        print(f"birdsong: error: {exc}", file=sys.stderr)
+        _error(str(exc) if exc.errno is None else _os_error_text(exc))
         return 2
     except BirdsongError as exc:
-        print(f"birdsong: error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return 2
+    except BrokenPipeError:
+        _quiet_stdout()
+        _error("output closed early (broken pipe)")
+        return 141
+    except OSError as exc:
+        _error(_os_error_text(exc))
+        return 1
     except KeyboardInterrupt:
         print("birdsong: interrupted", file=sys.stderr)
         return 130
