@@ -210,6 +210,7 @@ def test_outputs_that_are_not_probabilities_are_errors(tmp_path, models, kind, f
         clf.predict(bad)
     assert str(clf.path) in str(err.value) and "window" in str(err.value)
     windows = np.zeros((2, SR), np.float32)
+    windows[0, :3] = (1.0, 1.0, 1.0) if kind == "reciprocal" else (0.04, 0.09, 0.16)
     windows[1, :3] = first
     with pytest.raises(ModelError, match="window at 1.000 s"):
         clf.predict_windows(windows, starts=[0.0, 1.0])
@@ -242,8 +243,9 @@ def test_non_probabilities_are_usable_by_explicit_opt_in(models):
 @pytest.mark.hostile("model files")
 def test_labels_with_terminal_escapes_are_printed_escaped(tmp_path, models):
     """Labels holding an ANSI escape (ESC[2J clears the screen) and a right-to-left
-    override reach no terminal raw: the table, CSV, JSON and ``info`` show them
-    escaped. Before: printed as they are."""
+    override, and a file name holding one, reach no terminal raw: the table, CSV,
+    Raven, JSON and ``info`` output show them escaped. (Written to a file with -o, paths
+    stay exact for --resume; labels are escaped there too.) Before: printed raw."""
     from birdsong.metadata import add_metadata
 
     evil = ["\x1b[2J\x1b[31mred", "\u202eevil", "plain"]
@@ -260,3 +262,7 @@ def test_labels_with_terminal_escapes_are_printed_escaped(tmp_path, models):
             assert "\\x1b[2J\\x1b[31mred" in proc.stdout
     info = cli("info", path)
     assert "\x1b" not in info.stdout and json.loads(info.stdout)["labels"] == evil
+    out = tmp_path / "out.csv"
+    assert cli("predict", clip, "--model", path, "--format", "csv", "-o", out).returncode == 0
+    text = out.read_text(encoding="utf-8")
+    assert str(clip) in text and "\\x1b[2J\\x1b[31mred" in text

@@ -76,9 +76,12 @@ def _top_k_text(pred: Prediction) -> str:
 
 
 class _Writer:
-    def __init__(self, fmt: str, out: IO[str], clf: Classifier, *, header: bool = True
-                 ) -> None:
+    def __init__(self, fmt: str, out: IO[str], clf: Classifier, *, header: bool = True,
+                 to_file: bool = False) -> None:
         self.fmt, self.out, self.clf = fmt, out, clf
+        # Paths stay exact in a file written with -o (--resume matches them); printed on
+        # stdout, their control characters are escaped like everything else.
+        self.path_text = str if to_file else _cell
         self.selection = 0
         self.csv = csv.writer(out, delimiter="\t" if fmt == "raven" else ",",
                               lineterminator="\n")
@@ -91,14 +94,14 @@ class _Writer:
         out.flush()
 
     def write(self, path: Path, pred: Prediction | None, error: str | None) -> None:
-        # Labels come from the model file, errors may quote file contents: control
+        # Labels come from the model file, errors may quote file contents: their control
         # characters are escaped in every text format (JSON escapes them itself).
         label = _cell
         if self.fmt == "json":
             obj = pred.to_dict() if pred else {"path": str(path), "error": error}
             self.out.write(json.dumps(obj) + "\n")
         elif self.fmt == "csv":
-            self.csv.writerow([str(path), label(pred.label) if pred else "",
+            self.csv.writerow([self.path_text(path), label(pred.label) if pred else "",
                                f"{pred.score:.4f}" if pred else "",
                                label(_top_k_text(pred)) if pred else "",
                                len(pred.detections) if pred else "",
@@ -107,7 +110,7 @@ class _Writer:
             f = self.clf.features
             for d in (pred.detections if pred else []):
                 self.selection += 1
-                self.csv.writerow([self.selection, "Spectrogram 1", 1, str(path),
+                self.csv.writerow([self.selection, "Spectrogram 1", 1, self.path_text(path),
                                    f"{d.start:.3f}", f"{d.end:.3f}", f"{f.fmin:g}",
                                    f"{f.fmax:g}", label(d.label), f"{d.score:.4f}"])
         else:
@@ -221,7 +224,7 @@ def run_predict(args: argparse.Namespace) -> int:
                     else sys.stdout)
     failures = 0
     try:
-        writer = _Writer(args.format, out, clf, header=header)
+        writer = _Writer(args.format, out, clf, header=header, to_file=bool(args.output))
         from tqdm.auto import tqdm
 
         show = not args.quiet and len(files) > 1
