@@ -91,13 +91,18 @@ def unprivileged_prefix() -> list[str]:
     return [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
 
 
+def stderr_lines(text: str) -> list[str]:
+    """Non-empty stderr lines, less LiteRT's own C++ log line when a model loads (not
+    birdsong's to silence)."""
+    return [x for x in text.splitlines() if x.strip()
+            and not x.startswith("INFO: Created TensorFlow Lite XNNPACK delegate")]
+
+
 def one_line_error(proc: subprocess.CompletedProcess) -> str:
     """The failure is one line on stderr, no traceback; return it."""
     assert proc.returncode not in (0, None), proc
     assert "Traceback" not in proc.stderr, proc.stderr
-    # LiteRT's own C++ log line when a model loads is not birdsong's to silence
-    lines = [x for x in proc.stderr.splitlines() if x.strip()
-             and not x.startswith("INFO: Created TensorFlow Lite XNNPACK delegate")]
+    lines = stderr_lines(proc.stderr)
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("birdsong: ")
     return lines[0]
