@@ -11,7 +11,7 @@ import pytest
 
 # The hostile-case registry of the reliability tests (marker + one-line session summary).
 from hostile_cases import (  # noqa: F401
-    pytest_collection_modifyitems,
+    pytest_collection_finish,
     pytest_configure,
     pytest_runtest_logreport,
     pytest_terminal_summary,

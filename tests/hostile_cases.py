@@ -33,8 +33,8 @@ def pytest_configure(config) -> None:
                                        "tests (counted in the session summary)")
 
 
-def pytest_collection_modifyitems(session, config, items) -> None:
-    for item in items:
+def pytest_collection_finish(session) -> None:
+    for item in session.items:  # after -k / -m deselection
         mark = item.get_closest_marker("hostile")
         if mark is not None:
             _KIND[item.nodeid] = str(mark.args[0])

@@ -180,6 +180,29 @@ def test_output_of_the_wrong_kind_fails_before_any_work(tmp_path, model, clips, 
     assert list(folder.iterdir()) == []
 
 
+@pytest.mark.hostile("output paths")
+def test_library_writers_refuse_their_own_inputs(tmp_path):
+    """The library checks too: ``export_model(run, run/"model.keras")`` and
+    ``render_recording(x.wav, x.wav)`` raise InvalidParameterError before any work,
+    the files unchanged."""
+    from birdsong.errors import InvalidParameterError
+    from birdsong.export import export_model
+    from birdsong.images import render_recording
+
+    run = _fake_run(tmp_path / "run")
+    with pytest.raises(InvalidParameterError, match="'output'.*one of the inputs"):
+        export_model(run, run / "model.keras")
+    with pytest.raises(InvalidParameterError, match="'output'.*not an existing folder"):
+        export_model(run, tmp_path)
+    clip = tmp_path / "x.wav"
+    sf.write(clip, tone(1.0), SR)
+    before = clip.read_bytes()
+    with pytest.raises(InvalidParameterError, match="'out_png'"):
+        render_recording(clip, clip)
+    assert clip.read_bytes() == before
+    assert (run / "model.keras").read_bytes() == b"PK\x03\x04 junk"
+
+
 # ----------------------------------------------------------------- interrupted + resume
 def _many_clips(folder: Path, n: int, seconds: float = 20.0) -> list[Path]:
     folder.mkdir()
@@ -297,9 +320,13 @@ def test_next_write_cleans_up_what_a_killed_write_left(tmp_path):
     assert _hidden(tmp_path) == [] and final.read_bytes() == b"new model"
 
     live = _start_writer(final)
-    try:
-        atomic_write_bytes(final, b"newer model")
+    try:  # another process writes the same name meanwhile
+        subprocess.run([sys.executable, "-c", "import sys; from birdsong._io import "
+                        "atomic_write_bytes as w; w(sys.argv[1], b'newer model')", str(final)],
+                       env=env(), check=True, timeout=60)
+        assert final.read_bytes() == b"newer model"
         assert len(_hidden(tmp_path)) == 1  # the live writer's file is left alone
+        assert live.poll() is None
     finally:
         live.kill()
         live.wait(timeout=30)
