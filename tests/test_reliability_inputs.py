@@ -126,7 +126,6 @@ def test_absurd_thread_counts_are_refused(tmp_path, model, threads):
         Classifier(model, num_threads=int(threads))
 
 
-@pytest.mark.hostile("parameters")
 def test_reasonable_thread_counts_still_work(model):
     from birdsong.inference import Classifier, max_threads
 
@@ -155,7 +154,6 @@ def test_overlap_leaving_almost_no_hop_is_refused_by_its_name(tmp_path, model, o
     assert hop_for_overlap(1.0, 0.95) == pytest.approx(0.05)
 
 
-@pytest.mark.hostile("parameters")
 def test_largest_overlap_allowed_still_predicts(tmp_path, model):
     clip = tmp_path / "c.wav"
     sf.write(clip, tone(3.0), SR)
