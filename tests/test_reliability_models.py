@@ -103,14 +103,19 @@ BAD_SETTINGS = {
     "min_activity_bool": ({"train": {"min_activity": True}}, "'settings.train.min_activity'"),
     "features_text": ({"features": "x"}, "'settings.features'"),
     "features_list": ({"features": [16000]}, "'settings.features'"),
+    "quantization_number": ({"quantization": 3}, "'settings.quantization'"),
+    "version_list": ({"birdsong_version": ["1"]}, "'settings.birdsong_version'"),
+}
+
+
+# FeatureConfig named these fields already before issue 11: kept as guards.
+FEATURE_GUARDS = {
     "features_rate_text": ({"features": {"sample_rate": "16000", "clip_seconds": 1.0}},
                            "'sample_rate'"),
     "features_mels_list": ({"features": {"sample_rate": SR, "clip_seconds": 1.0,
                                          "n_mels": [48]}}, "'n_mels'"),
     "features_unknown": ({"features": {"sample_rate": SR, "clip_seconds": 1.0, "x": 1}},
                          "'x'"),
-    "quantization_number": ({"quantization": 3}, "'settings.quantization'"),
-    "version_list": ({"birdsong_version": ["1"]}, "'settings.birdsong_version'"),
 }
 
 
@@ -118,11 +123,22 @@ BAD_SETTINGS = {
 @pytest.mark.parametrize("case", sorted(BAD_SETTINGS))
 def test_malformed_settings_are_model_errors_naming_file_and_field(tmp_path, models, case):
     """Each malformed ``birdsong`` settings field: ModelError naming the file and the
-    field, from ``Classifier`` (and, for the document's own fields, ``read_metadata``).
-    Before: TypeError / AttributeError tracebacks (e.g. ``"train": "x"``)."""
+    field (``settings.train.min_activity``), from ``Classifier`` and ``read_metadata``.
+    Before: TypeError / AttributeError tracebacks (e.g. ``"train": "x"``), values used
+    as they were (``min_activity`` 5 or True), or messages without the field."""
+    path = _malformed(tmp_path, models, case, *BAD_SETTINGS[case])
+    with pytest.raises(ModelError, match=BAD_SETTINGS[case][1]):
+        read_metadata(path)
+
+
+@pytest.mark.parametrize("case", sorted(FEATURE_GUARDS))
+def test_malformed_feature_settings_name_the_field(tmp_path, models, case):
+    _malformed(tmp_path, models, case, *FEATURE_GUARDS[case])
+
+
+def _malformed(tmp_path, models, case, settings, field) -> Path:
     from birdsong.metadata import add_metadata
 
-    settings, field = BAD_SETTINGS[case]
     flat = (models / "softmax.tflite").read_bytes()
     path = tmp_path / f"{case}.tflite"
     path.write_bytes(add_metadata(flat, labels=["a", "b", "c"], sample_rate=SR,
@@ -130,6 +146,7 @@ def test_malformed_settings_are_model_errors_naming_file_and_field(tmp_path, mod
     with pytest.raises(ModelError) as err:
         Classifier(path)
     assert str(path) in str(err.value) and field in str(err.value), str(err.value)
+    return path
 
 
 @pytest.mark.hostile("model files")
