@@ -200,6 +200,7 @@ def _finished(output: Path, fmt: str) -> set[str] | None:
 def run_predict(args: argparse.Namespace) -> int:
     # 1. options, files, model and output path, all checked before anything is written
     _check_options(args)
+    resume = bool(getattr(args, "resume", False))
     index, count = parse_shard(args.shard)
     files = collect_files(args.paths)[index::count]
     kwargs = {"num_threads": args.threads} if args.threads else {}
@@ -210,14 +211,14 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.output:
         output = check_output_file(args.output, inputs=[*files, clf.path], name="--output",
                                    replace=False)
-        done = _finished(output, args.format) if args.resume and output.is_file() else None
+        done = _finished(output, args.format) if resume and output.is_file() else None
         if done is not None:
             header = False
             real = {os.path.realpath(d) for d in done}
             left = [f for f in files if str(f) not in done and os.path.realpath(f) not in real]
             resumed, files = len(files) - len(left), left
     # 2. only now open the output
-    mode = "a" if args.output and args.resume else "w"
+    mode = "a" if resume else "w"
     out: IO[str] = (open(args.output, mode, newline="", encoding="utf-8",  # noqa: SIM115
                          errors="surrogateescape")
                     if args.output
