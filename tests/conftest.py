@@ -9,6 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# The hostile-case registry of the reliability tests (marker + one-line session summary).
+from hostile_cases import (  # noqa: F401
+    pytest_collection_finish,
+    pytest_configure,
+    pytest_runtest_logreport,
+    pytest_terminal_summary,
+)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,10 +17,11 @@ import contextlib
 import json
 import logging
 import os
-import re
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
+from ._io import printable
 from ._version import __version__
 from .errors import BirdsongError
 
@@ -41,11 +42,14 @@ OPTION_NAMES = {
 
 # ----------------------------------------------------------------------- commands
 def _cmd_spectrogram(args: argparse.Namespace) -> int:
+    from ._io import check_output_file
     from .images import render_recording
 
+    check_output_file(args.output, inputs=[args.clip], name="--output")
     out = render_recording(args.clip, args.output, config=_features(args),
-                           windows=args.windows, hop_seconds=args.hop_seconds)
-    print(f"wrote {out}")
+                           windows=args.windows, hop_seconds=args.hop_seconds,
+                           start_seconds=args.start, max_seconds=args.duration)
+    print(f"wrote {printable(out)}")
     return EXIT_OK
 
 
@@ -153,8 +157,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from ._io import check_output_dir
     from .evaluation import evaluate
 
+    if args.output:  # before the work, not after it
+        check_output_dir(args.output, inputs=[args.data_dir], name="--output")
     report = evaluate(args.model, args.data_dir, output_dir=args.output,
                       min_score=args.min_score, min_overlap=args.min_overlap,
                       species_column=args.species_column,
@@ -177,8 +184,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print("\nper species (per recording):")
     print(f"  {'species':28s} {'prec':>6s} {'recall':>6s} {'F1':>6s} {'n':>4s}")
     for name, v in report["per_recording"]["per_species"].items():
-        print(f"  {_safe(name):28s} {v['precision']:6.3f} {v['recall']:6.3f} "
-              f"{v['f1']:6.3f} {v['support']:4d}")
+        print(f"  {printable(name, newlines=False):28s} {v['precision']:6.3f} "
+              f"{v['recall']:6.3f} {v['f1']:6.3f} {v['support']:4d}")
     if args.output:
         print(f"\nreport written to {args.output}")
     _print_skipped([_Skip(s["path"], s["reason"]) for s in report["skipped"]])
@@ -204,7 +211,7 @@ def _print_soundscape_report(report: dict, args: argparse.Namespace) -> int:
           f"{'missed':>6s} {'F1':>5s}")
     for label in report["labels"]:
         e, w = em["per_species"][label], wm["per_species"][label]
-        print(f"  {_safe(label):28s} {num(w['ap'])} {report['thresholds'][label]:6.3f} "
+        print(f"  {printable(label):28s} {num(w['ap'])} {report['thresholds'][label]:6.3f} "
               f"{e['tp']:5d} {e['fp']:5d} {e['fn']:6d} {num(e['f1'])}")
     if args.output:
         print(f"\nreport written to {args.output}")
@@ -213,7 +220,12 @@ def _print_soundscape_report(report: dict, args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from ._io import check_output_file
     from .exporting import export_model
+
+    run = Path(args.run)
+    inputs = [p for p in run.iterdir() if p.is_file()] if run.is_dir() else [run]
+    check_output_file(args.output, inputs=inputs, name="--output")  # before converting
 
     out = export_model(args.run, args.output, quantize=args.quantize)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {args.quantize}) and "
@@ -285,7 +297,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     s = info.settings if isinstance(info.settings, dict) else {}
     features = s.get("features") or (s.get("train") or {}).get("features") or {}
     windows = s.get("windows") or {}
-    print(f"{_safe(info.name or path.name)}  ({path}, {doc['size_bytes'] / 1e6:.2f} MB)")
+    print(f"{printable(info.name or path.name)}  ({path}, {doc['size_bytes'] / 1e6:.2f} MB)")
     print(f"  input:        {info.num_samples / info.sample_rate:g} s of mono float32 audio "
           f"at {info.sample_rate} Hz ({info.num_samples} samples)")
     print(f"  output:       {len(info.labels)} species scores")
@@ -307,7 +319,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         extra = ""
         if isinstance(thresholds, dict) and label in thresholds:
             extra = f"  (threshold {thresholds[label]})"
-        print(f"    {i:3d}  {_safe(label)}{extra}")
+        print(f"    {i:3d}  {printable(label)}{extra}")
     return EXIT_OK
 
 
@@ -323,17 +335,12 @@ class _Skip:
         self.path, self.reason = path, reason
 
 
-def _safe(text: object) -> str:
-    """Text from a file, with control characters (terminal escapes) made visible."""
-    return re.sub(r"[\x00-\x1f\x7f-\x9f]", lambda m: f"\\x{ord(m.group(0)):02x}", str(text))
-
-
 def _print_skipped(skipped: Sequence) -> None:
     if not skipped:
         return
     print(f"\nskipped {len(skipped)} file(s) or folder(s):", file=sys.stderr)
     for s in skipped[:50]:
-        print(f"  {_safe(s.path)}: {_safe(s.reason)}", file=sys.stderr)
+        print(f"  {printable(s.path)}: {printable(s.reason)}", file=sys.stderr)
     if len(skipped) > 50:
         print(f"  ... and {len(skipped) - 50} more (see the report)", file=sys.stderr)
 
@@ -396,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--windows", action="store_true",
                    help="also draw the per-window images the model sees")
     _hop_option(p, "for --windows; default: the window length")
+    p.add_argument("--start", type=float, default=0.0, help="first second to draw (default 0)")
+    p.add_argument("--duration", type=float, default=600.0,
+                   help="seconds to draw (default 600; a longer file is cut, and says so)")
     _feature_options(p)
     p.set_defaults(func=_cmd_spectrogram)
 
@@ -493,6 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="table", choices=["table", "json", "csv", "raven"])
     p.add_argument("-o", "--output", help="write results to this file instead of stdout")
     p.add_argument("--shard", help="I/N: process only shard I (0-based) of N of the file list")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted -o output (csv or json): files already in "
+                        "it are skipped, the rest appended")
     p.add_argument("--threads", type=int, help="interpreter threads")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_predict)
@@ -558,9 +571,37 @@ def quiet_native_output(enabled: bool) -> Iterator[None]:
         sys.stderr = original
         os.close(saved)
         os.close(devnull)
+def _os_error_text(exc: OSError) -> str:
+    """One line for an operating-system condition: what, and on which file."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    names = [n for n in (exc.filename, exc.filename2) if n is not None]
+    return f"{what}: {' -> '.join(map(os.fsdecode, names))}" if names else what
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: send what is left in stdout's buffer to /dev/null, so that
+    Python's flush at exit does not fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout replaced (tests) or closed
+        pass
+
+
+def _error(text: str) -> None:
+    with contextlib.suppress(OSError, ValueError):  # stderr gone too: nothing to tell
+        print(f"birdsong: error: {printable(text)}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``birdsong`` command line; return the exit status.
+
+    Exit status: 0 done; 1 an operating-system condition (permission denied, disk full,
+    a folder where a file should be, ...) or every file failed; 2 a bad option, file or
+    model; 130 interrupted; 141 the reader of stdout went away (``| head``). Each
+    problem is one line on stderr, never a traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -575,11 +616,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         with quiet_native_output(not args.verbose):
             return int(args.func(args) or 0)
     except FileNotFoundError as exc:
-        print(f"birdsong: error: {cli_message(exc)}", file=sys.stderr)
+        _error(cli_message(exc) if exc.errno is None else _os_error_text(exc))
         return EXIT_USAGE
     except BirdsongError as exc:
-        print(f"birdsong: error: {cli_message(exc)}", file=sys.stderr)
+        _error(cli_message(exc))
         return EXIT_USAGE
+    except BrokenPipeError:
+        _quiet_stdout()
+        _error("output closed early (broken pipe)")
+        return 141
+    except OSError as exc:
+        _error(_os_error_text(exc))
+        return EXIT_FAILED_INPUTS
     except KeyboardInterrupt:
         print("birdsong: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

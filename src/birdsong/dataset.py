@@ -12,6 +12,11 @@ Layout::
 
 Every file that cannot be used is listed in ``DatasetIndex.skipped`` with the reason;
 nothing is dropped silently and nothing stops the run.
+
+Files are indexed by what they are (device and inode), not what they are called: a
+recording reachable under two species (a folder symlink from one species into another,
+a hard link) is skipped and reported, never used under both labels or on both sides
+of a split; a recording reachable twice under one species is used once.
 """
 
 from __future__ import annotations
@@ -125,6 +130,40 @@ def _walk(folder: Path) -> tuple[list[Path], list[Skipped]]:
     return files, skipped
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _once_each(recordings: list[Recording]) -> tuple[list[Recording], list[Skipped]]:
+    """Keep each file (same device and inode) once. A file found under two or more
+    labels is skipped under all of them: which label is right cannot be known, and
+    using it twice would put one recording on both sides of a split."""
+    by_file: dict[tuple[int, int] | Path, list[Recording]] = defaultdict(list)
+    for r in recordings:
+        by_file[_identity(r.path) or r.path].append(r)
+    kept: list[Recording] = []
+    skipped: list[Skipped] = []
+    for same in by_file.values():
+        labels = sorted({r.label for r in same})
+        if len(labels) > 1:
+            for r in same:
+                others = ", ".join(str(o.path) for o in same if o is not r)
+                skipped.append(Skipped(str(r.path), f"the same file is reachable under "
+                                       f"{len(labels)} species ({', '.join(labels)}) as "
+                                       f"{others}; skipped, never used under two labels"))
+            continue
+        first, *rest = sorted(same, key=lambda r: str(r.path))
+        kept.append(first)
+        skipped.extend(Skipped(str(r.path), f"the same file as {first.path} (a link); "
+                                            "used once") for r in rest)
+    order = {id(r): i for i, r in enumerate(recordings)}
+    return sorted(kept, key=lambda r: order[id(r)]), skipped
+
+
 def index_dataset(root: str | os.PathLike, *, group_pattern: str | None = DEFAULT_GROUP_PATTERN,
                   labels: Sequence[str] | None = None, check_files: bool = True,
                   min_species: int = 2) -> DatasetIndex:
@@ -159,21 +198,21 @@ def index_dataset(root: str | os.PathLike, *, group_pattern: str | None = DEFAUL
     recordings: list[Recording] = []
     kinds: set[str] = set()
     wanted = None if labels is None else set(labels)
+    folders: dict[str, Path] = {}
     for folder in species:
         label = folder.name
         if wanted is not None and label not in wanted:
             skipped.append(Skipped(str(folder), f"species {label!r} is not one of the "
                                                 "model's labels"))
             continue
+        folders[label] = folder
         files, problems = _walk(folder)
         skipped.extend(problems)
-        usable = 0
         for path in files:
             ext = path.suffix.lower()
             if ext in IMAGE_EXTENSIONS:
                 kinds.add("images")
                 recordings.append(Recording(path, label, _group(label, path, root, pattern)))
-                usable += 1
                 continue
             if ext not in AUDIO_EXTENSIONS:
                 skipped.append(Skipped(str(path), f"not an audio file (extension "
@@ -193,8 +232,11 @@ def index_dataset(root: str | os.PathLike, *, group_pattern: str | None = DEFAUL
             kinds.add("audio")
             recordings.append(Recording(path, label, _group(label, path, root, pattern),
                                         duration))
-            usable += 1
-        if usable == 0:
+    recordings, twice = _once_each(recordings)
+    skipped.extend(twice)
+    usable = {r.label for r in recordings}
+    for label, folder in folders.items():
+        if label not in usable:
             skipped.append(Skipped(str(folder), "species folder has no usable recordings"))
     if len(kinds) > 1:
         raise DatasetError(f"{root}: mixes audio files and PNG images; use one kind per "

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ._io import atomic_write_bytes, atomic_write_text
+from ._io import atomic_write_bytes, atomic_write_text, check_output_file
 from ._version import __version__
 from .config import TrainConfig, to_dict
 from .errors import InvalidParameterError, ModelError, parameter_error, require
@@ -156,6 +156,9 @@ def export_model(run_dir: str | os.PathLike, output: str | os.PathLike, *,
     from .registry import remember_model
 
     run_dir, output = Path(run_dir), Path(output)
+    # before converting: not a folder, not a file of the run itself (e.g. its model.keras)
+    check_output_file(output, inputs=[p for p in run_dir.glob("*") if p.is_file()],
+                      name="output")
     keras_model, config, labels = _run_parts(run_dir, model)
     if quantize == "int8" and representative is None:
         representative = representative_windows(run_dir, config, seed=config.seed)

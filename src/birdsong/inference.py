@@ -114,16 +114,26 @@ class Classifier:
     sample_rate : int, optional
         Likewise, for a model without metadata (default 32000).
     num_threads : int, optional
-        Interpreter threads (default: LiteRT's choice).
+        Interpreter threads, 1 to :func:`max_threads` (default: LiteRT's choice).
+    allow_non_probabilities : bool, default False
+        Every call checks that the model's outputs are probabilities in [0, 1] and
+        raises :class:`ModelError` when they are not (a model ending in logits, a
+        damaged one). Set this to use such scores as they are; NaN or infinite outputs
+        are an error either way.
 
     Calls are thread-safe: one interpreter per instance, guarded by a lock. For
     parallel throughput make one ``Classifier`` per thread.
     """
 
     def __init__(self, model: str | os.PathLike, *, labels: Sequence[str] | None = None,
-                 sample_rate: int | None = None, num_threads: int | None = None) -> None:
+                 sample_rate: int | None = None, num_threads: int | None = None,
+                 allow_non_probabilities: bool = False) -> None:
         from .metadata import read_labels, read_metadata
 
+        num_threads = check_num_threads(num_threads)
+        if labels is not None:
+            labels = _check_given_labels(labels)
+        self.allow_non_probabilities = bool(allow_non_probabilities)
         path = Path(model)
         if path.is_dir():
             path = path / "model.tflite"
@@ -156,9 +166,10 @@ class Classifier:
                 self.features = (from_dict(FeatureConfig, settings["features"])
                                  if "features" in settings else
                                  _plain_features(self.info.sample_rate, self.info.num_samples))
-            except (InvalidParameterError, TypeError, ValueError) as exc:
-                raise ModelError(f"{path}: the audio settings in its metadata are unusable "
-                                 f"({exc})") from exc
+            except (InvalidParameterError, TypeError, ValueError, AttributeError,
+                    KeyError) as exc:
+                raise ModelError(f"{path}: the audio settings in its metadata "
+                                 f"('settings.features') are unusable ({exc})") from exc
         else:  # no metadata: labels given (checked above), sample rate given or 32 kHz
             self.labels = tuple(labels or ())
             self.features = None
@@ -225,12 +236,25 @@ class Classifier:
         info = np.iinfo(detail["dtype"])
         return np.clip(np.round(x / scale + zero), info.min, info.max).astype(detail["dtype"])
 
-    def predict_windows(self, windows: np.ndarray) -> np.ndarray:
-        """Scores ``(n, n_species)`` for windows ``(n, num_samples)`` at the model rate."""
+    def predict_windows(self, windows: np.ndarray, *,
+                        starts: Sequence[float] | None = None) -> np.ndarray:
+        """Scores ``(n, n_species)`` for windows ``(n, num_samples)`` at the model rate.
+
+        ``starts`` (seconds, one per window) only serves to name a window in an error.
+
+        Raises
+        ------
+        ModelError
+            The model fails to run, gives NaN or infinite scores (naming the model file
+            and the window), or scores outside [0, 1] (unless the classifier was made
+            with ``allow_non_probabilities=True``).
+        """
         w = np.asarray(windows, dtype=np.float32)
         if w.ndim != 2 or w.shape[1] != self.features.num_samples:
             raise parameter_error("windows", f"an array of shape (n, {self.features.num_samples})",
                                   w.shape)
+        if starts is not None and len(starts) != w.shape[0]:
+            raise parameter_error("starts", f"one time per window ({w.shape[0]})", len(starts))
         out = np.empty((w.shape[0], len(self.labels)), np.float32)
         it = self._interpreter
         with self._lock:
@@ -243,7 +267,33 @@ class Classifier:
                     raise ModelError(f"{self.path}: the model failed to run ({exc})") from exc
                 out[i] = self._quantize_io(it.get_tensor(self._output["index"])[0],
                                            self._output, inverse=True)
+        self._check_scores(out, starts)
         return out
+
+    def _check_scores(self, scores: np.ndarray, starts: Sequence[float] | None) -> None:
+        """A model file is untrusted: its outputs must be numbers, and probabilities
+        unless the caller opted out. A NaN would otherwise pass every threshold test."""
+
+        def window(i: int) -> str:
+            if starts is not None:
+                return f"window at {float(starts[i]):.3f} s"
+            return f"window {i}" + (f" of {len(scores)}" if len(scores) > 1 else "")
+
+        bad = ~np.isfinite(scores).all(axis=1)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ModelError(f"{self.path}: the model's output for {window(i)} is not a "
+                             f"number (NaN or infinite): {scores[i].tolist()}")
+        if self.allow_non_probabilities:
+            return
+        tol = _PROBABILITY_TOLERANCE
+        bad = ((scores < -tol) | (scores > 1 + tol)).any(axis=1)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ModelError(f"{self.path}: the model's scores for {window(i)} are not "
+                             f"probabilities in [0, 1] (min {scores[i].min():.4g}, max "
+                             f"{scores[i].max():.4g}); pass allow_non_probabilities=True "
+                             "to use them as they are")
 
     # ------------------------------------------------------------------- recordings
     def scan(self, source: str | os.PathLike | BinaryIO | np.ndarray, *,
@@ -294,11 +344,7 @@ class Classifier:
         if overlap is not None:
             if hop_seconds is not None:
                 raise InvalidParameterError("Give 'hop_seconds' or 'overlap', not both.")
-            low = self.clip_seconds - min_hop_seconds(self.clip_seconds)
-            if not (isinstance(overlap, (int, float)) and 0.0 <= overlap <= low + 1e-9):
-                raise parameter_error("overlap", f"in [0, {low:g}] s (the window is "
-                                      f"{self.clip_seconds:g} s)", overlap)
-            hop_seconds = self.clip_seconds - overlap
+            hop_seconds = hop_for_overlap(self.clip_seconds, overlap)
         if min_score is not None and not (isinstance(min_score, (int, float))
                                           and 0.0 <= min_score <= 1.0):
             raise parameter_error("min_score", "in [0, 1] (or None: the model's thresholds)",
@@ -349,6 +395,62 @@ class Classifier:
                                duration=results[-1].end)
         return [Detection(start, end, self.labels[label], score)
                 for start, end, label, score in events]
+
+
+#: Scores this far outside [0, 1] are rounding (float16, quantised outputs), not a model
+#: that gives something other than probabilities.
+_PROBABILITY_TOLERANCE = 1e-3
+
+
+def max_threads() -> int:
+    """The most interpreter threads a :class:`Classifier` accepts: 4 per CPU, at least 64.
+    (LiteRT crashes the process for absurd counts such as 100000.)"""
+    return max(64, 4 * (os.cpu_count() or 1))
+
+
+def check_num_threads(value: object, *, name: str = "num_threads") -> int | None:
+    """``value`` if it is None or an int in [1, :func:`max_threads`], else the one
+    parameter error naming ``name`` (``--threads`` on the command line)."""
+    if value is None:
+        return None
+    limit = max_threads()
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) \
+            or not 1 <= int(value) <= limit:
+        raise parameter_error(name, f"an int in [1, {limit}] (4 per CPU, at least 64)",
+                              value)
+    return int(value)
+
+
+def hop_for_overlap(clip_seconds: float, overlap: object, *, name: str = "overlap"
+                    ) -> float:
+    """The hop ``clip_seconds - overlap``, after checking ``overlap`` (named ``name``)
+    lies in [0, clip_seconds - min_hop_seconds(clip_seconds)]."""
+    top = clip_seconds - min_hop_seconds(clip_seconds)
+    ok = (isinstance(overlap, int | float | np.floating | np.integer)
+          and not isinstance(overlap, bool) and np.isfinite(overlap)
+          and 0.0 <= float(overlap) <= top + 1e-9)
+    if not ok:
+        raise parameter_error(name, f"a number of seconds in [0, {top:g}] (windows of "
+                              f"{clip_seconds:g} s at least {min_hop_seconds(clip_seconds):g}"
+                              " s apart)", overlap)
+    return clip_seconds - float(overlap)
+
+
+def _check_given_labels(labels: object) -> tuple[str, ...]:
+    """Labels passed to :class:`Classifier`: a non-empty sequence of unique,
+    non-blank strings."""
+    if isinstance(labels, str) or not isinstance(labels, Sequence) or not labels:
+        raise parameter_error("labels", "a non-empty sequence of str", labels,
+                              owner="Classifier")
+    bad = [x for x in labels if not isinstance(x, str) or not x.strip()]
+    if bad:
+        raise parameter_error("labels", "non-blank strings", bad[:5], owner="Classifier")
+    seen: set[str] = set()
+    dupes = sorted({x for x in labels if x in seen or seen.add(x)})
+    if dupes:
+        raise parameter_error("labels", "unique (one per score)", dupes[:5],
+                              owner="Classifier")
+    return tuple(labels)
 
 
 def _plain_features(sample_rate: int, num_samples: int) -> FeatureConfig:

@@ -18,16 +18,18 @@ import contextlib
 import importlib
 import io
 import json
+import math
 import os
 import struct
 import zipfile
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import flatbuffers
 
+from birdsong._io import printable
 from birdsong.errors import InvalidParameterError, MissingDependencyError, ModelError
 
 __all__ = ["ModelInfo", "add_metadata", "has_metadata", "read_labels", "read_metadata"]
@@ -198,33 +200,159 @@ def _parse_metadata(data: bytes) -> dict[str, Any]:
         if item.string(0) == CUSTOM_METADATA_NAME:
             try:
                 doc = json.loads((item.bytes(1) or b"").decode("utf-8"))
-            except ValueError as exc:
-                raise _Corrupt(f"custom metadata {CUSTOM_METADATA_NAME!r} is not JSON") from exc
-            out["birdsong"] = doc if isinstance(doc, dict) else {}
+            except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+                raise _Corrupt(f"custom metadata {CUSTOM_METADATA_NAME!r} is not usable "
+                               f"JSON ({type(exc).__name__})") from exc
+            out["birdsong"] = doc
     return out
 
 
-def _zip_members(buf: bytes) -> dict[str, bytes]:
-    """Files of the zip appended to the model, ``{}`` when there is none."""
+#: The most bytes read from one file inside a model's zip (labels.txt, birdsong.json):
+#: a model is untrusted input, and a tiny compressed member can inflate to gigabytes.
+MAX_MEMBER_BYTES = 1 << 20
+
+
+def _zip_member(buf: bytes, name: str, where: str, *,
+                cap: int = MAX_MEMBER_BYTES) -> bytes | None:
+    """One file of the zip appended to the model, read with at most ``cap`` bytes;
+    ``None`` when there is no zip, no such member, or a damaged one."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(buf))
+    except Exception:  # no zip, or one too damaged to list: no usable files
+        return None
+    with zf:
+        try:
+            info = zf.getinfo(name)
+        except KeyError:
+            return None
+        if info.file_size > cap:
+            raise ModelError(f"{where}: its associated file {name!r} claims "
+                             f"{info.file_size} bytes; at most {cap} are read")
+        try:
+            with zf.open(info) as fh:
+                data = fh.read(cap + 1)
+        except Exception:  # damaged, encrypted, an unknown compression: unusable
+            return None
+    if len(data) > cap:
+        raise ModelError(f"{where}: its associated file {name!r} is larger than {cap} "
+                         "bytes (a zip bomb?); it is not read")
+    return data
+
+
+def _zip_members(buf: bytes, where: str) -> dict[str, bytes]:
+    """Every file of the zip appended to the model (each capped), ``{}`` when none."""
     try:
         with zipfile.ZipFile(io.BytesIO(buf)) as zf:
-            return {name: zf.read(name) for name in zf.namelist()}
+            names = zf.namelist()
     except Exception:  # no zip, or a damaged one: either way there are no usable files
         return {}
+    members = {name: _zip_member(buf, name, where) for name in names}
+    return {name: data for name, data in members.items() if data is not None}
 
 
-def _labels(buf: bytes, meta: dict[str, Any] | None) -> tuple[str, ...] | None:
+def _check_read_labels(labels: Sequence[str], where: str, source: str) -> tuple[str, ...]:
+    """Labels read from a model: non-empty, unique (else ModelError naming file and source)."""
+    empty = [i + 1 for i, x in enumerate(labels) if not x.strip()]
+    if empty:
+        raise ModelError(f"{where}: {source} has empty labels (at position(s) "
+                         f"{', '.join(map(str, empty[:10]))})")
+    dupes = sorted(x for x, n in Counter(labels).items() if n > 1)
+    if dupes:
+        raise ModelError(f"{where}: {source} has duplicate labels {dupes[:10]!r}; each score "
+                         "needs its own label")
+    return tuple(labels)
+
+
+def _labels(buf: bytes, meta: dict[str, Any] | None, where: str) -> tuple[str, ...] | None:
     if not meta:
         return None
     name = meta.get("labels_file")
-    text = _zip_members(buf).get(name) if name else None
+    text = _zip_member(buf, name, where) if name else None
     if text is not None:
         lines = [line.rstrip("\r") for line in text.decode("utf-8", "replace").split("\n")]
         if lines and lines[-1] == "":
             lines.pop()
-        return tuple(lines) or None
+        return _check_read_labels(lines, where, f"its {name!r}") if lines else None
     labels = meta.get("birdsong", {}).get("labels")
-    return tuple(str(x) for x in labels) if isinstance(labels, list) and labels else None
+    if isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels):
+        return _check_read_labels(labels, where, "its birdsong metadata 'labels'")
+    return None
+
+
+# ------------------------------------------------------------ the birdsong JSON, checked
+# A checker returns None when a value is usable, else the requirement it fails
+# ("a string"). A dict is a nested JSON object whose known keys follow that dict; keys
+# not listed are kept unchecked (newer birdsong versions may add some).
+Checker = Callable[[Any], "str | None"]
+
+
+def _text(value: Any) -> str | None:
+    return None if isinstance(value, str) else "a string"
+
+
+def _object(value: Any) -> str | None:
+    return None if isinstance(value, dict) else "a JSON object"
+
+
+def _positive_int(value: Any) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return None if ok else "a positive integer"
+
+
+def _text_list(value: Any) -> str | None:
+    ok = isinstance(value, list) and all(isinstance(x, str) for x in value)
+    return None if ok else "a list of strings"
+
+
+def number_in(low: float, high: float) -> Checker:
+    """A checker for a finite number in ``[low, high]``."""
+
+    def check(value: Any) -> str | None:
+        ok = (isinstance(value, int | float) and not isinstance(value, bool)
+              and math.isfinite(value) and low <= value <= high)
+        return None if ok else f"a number in [{low:g}, {high:g}]"
+
+    return check
+
+
+#: What birdsong reads from ``settings`` (extend it when a new setting is read).
+SETTINGS_SCHEMA: dict[str, Any] = {
+    "features": _object,  # every field is then checked by FeatureConfig (Classifier)
+    "train": {"min_activity": number_in(0.0, 1.0)},  # birdsong 0.1 models
+    "windows": _object,  # then checked by WindowRules (Classifier)
+    "training": _object,
+    "output": _text,
+    "thresholds": _object,  # then checked by Classifier: species -> number in [0, 1]
+    "quantization": _text,
+    "birdsong_version": _text,
+}
+
+#: The birdsong JSON document (custom metadata ``"birdsong"``).
+DOCUMENT_SCHEMA: dict[str, Any] = {
+    "name": _text, "version": _text, "labels": _text_list, "sample_rate": _positive_int,
+    "channels": _positive_int, "num_samples": _positive_int, "settings": SETTINGS_SCHEMA,
+}
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_document(doc: Any, schema: Mapping[str, Any], where: str, *,
+                   prefix: str = "") -> None:
+    """Raise ModelError naming ``where`` and the field (``settings.train.min_activity``)
+    for the first value of ``doc`` that ``schema`` rejects."""
+    for key, rule in schema.items():
+        if not isinstance(doc, dict) or key not in doc:
+            continue
+        value, field_name = doc[key], f"{prefix}{key}"
+        requirement = _object(value) if isinstance(rule, Mapping) else rule(value)
+        if requirement is not None:
+            raise ModelError(f"{where}: the {field_name!r} field of its birdsong metadata "
+                             f"must be {requirement}. Got {printable(_shown(value))} instead.")
+        if isinstance(rule, Mapping):
+            check_document(value, rule, where, prefix=f"{field_name}.")
 
 
 def _count(value: Any) -> int | None:
@@ -259,12 +387,16 @@ def read_metadata(model: str | os.PathLike | bytes) -> ModelInfo:
     parsed = _parse(buf, where)
     meta = parsed["metadata"] or {}
     doc = meta.get("birdsong", {})
+    if not isinstance(doc, dict):
+        raise ModelError(f"{where}: its birdsong metadata must be a JSON object. Got "
+                         f"{type(doc).__name__} instead.")
+    check_document(doc, DOCUMENT_SCHEMA, where)
     sample_rate = meta.get("sample_rate") or _count(doc.get("sample_rate"))
     channels = meta.get("channels") or _count(doc.get("channels"))
     shape = parsed["inputs"][0] if parsed["inputs"] else []
     num_samples = shape[-1] // channels if shape and channels and shape[-1] > 0 else None
     num_samples = num_samples or _count(doc.get("num_samples"))
-    labels = _labels(buf, meta)
+    labels = _labels(buf, meta, where)
     values = {"labels": labels, "sample_rate": sample_rate}
     values |= {"channels": channels, "num_samples": num_samples}
     missing = [key for key, value in values.items() if not value]
@@ -283,7 +415,7 @@ def read_metadata(model: str | os.PathLike | bytes) -> ModelInfo:
         sample_rate=int(sample_rate),
         channels=int(channels),
         num_samples=int(num_samples),
-        settings=dict(settings) if isinstance(settings, dict) else {},
+        settings=dict(settings or {}),
     )
 
 
@@ -294,7 +426,10 @@ def read_labels(model: str | os.PathLike | bytes) -> tuple[str, ...] | None:
     when the data is not a readable TFLite model.
     """
     buf, where = _load(model)
-    return _labels(buf, _parse(buf, where)["metadata"])
+    meta = _parse(buf, where)["metadata"]
+    if meta is not None and not isinstance(meta.get("birdsong", {}), dict):
+        meta = {**meta, "birdsong": {}}
+    return _labels(buf, meta, where)
 
 
 def has_metadata(model: str | os.PathLike | bytes) -> bool:
@@ -515,7 +650,7 @@ def add_metadata(
     except (TypeError, ValueError) as exc:
         raise InvalidParameterError(f"settings must be JSON-serialisable: {exc}") from exc
     metadata = _metadata_buffer(doc, description, author, doc_json)
-    members = _zip_members(buf)
+    members = _zip_members(buf, "model")
     members |= {LABELS_FILE: "".join(x + "\n" for x in labels).encode(), SETTINGS_FILE: doc_json}
     out = io.BytesIO(_embed(buf, metadata, "model"))
     out.seek(0, io.SEEK_END)

@@ -11,11 +11,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ._io import check_output_dir
 from .audio import load_audio
 from .config import FeatureConfig
 from .dataset import Skipped, index_dataset
 from .errors import AudioError
-from .images import model_images, save_image_png
+from .images import check_hop, model_images, save_image_png
 
 __all__ = ["MirrorSummary", "mirror_tree"]
 
@@ -34,11 +35,14 @@ def mirror_tree(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                 max_seconds: float | None = 600.0, progress: bool = False) -> MirrorSummary:
     """Write ``out_dir/<species>/<recording stem>_w<NNN>.png`` for every window.
 
-    Bad files are skipped and listed in the summary with the reason.
+    Bad files are skipped and listed in the summary with the reason. ``out_dir`` may not
+    be ``data_dir`` or inside it (the images would become part of the dataset).
     """
     from tqdm.auto import tqdm
 
     config = config or FeatureConfig()
+    check_output_dir(out_dir, inputs=[data_dir], name="out_dir")
+    check_hop(config, hop_seconds)
     index = index_dataset(data_dir, group_pattern=None, min_species=1)
     summary = MirrorSummary(skipped=list(index.skipped))
     out_root = Path(out_dir)
