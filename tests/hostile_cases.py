@@ -120,7 +120,7 @@ def _probe_flatbuffer(kind: str) -> bytes:
     outside [0, 1]), ``reciprocal`` (infinite for a zero sample)."""
     import keras
 
-    from birdsong.export import convert
+    from birdsong.exporting import convert
 
     inp = keras.Input((SR,), name="waveform")
     pick = keras.layers.Dense(3, use_bias=False, name="first_three")

@@ -197,7 +197,7 @@ def test_library_writers_refuse_their_own_inputs(tmp_path):
     ``render_recording(x.wav, x.wav)`` raise InvalidParameterError before any work,
     the files unchanged."""
     from birdsong.errors import InvalidParameterError
-    from birdsong.export import export_model
+    from birdsong.exporting import export_model
     from birdsong.images import render_recording
 
     run = _fake_run(tmp_path / "run")

@@ -49,6 +49,8 @@ __all__ = [
     "read_audacity",
     "read_csv",
     "read_raven",
+    "raven_header",
+    "raven_rows",
     "read_table",
     "write_raven",
 ]
@@ -350,8 +352,24 @@ def write_raven(path: str | os.PathLike, detections: Iterable[Any], *, file: str
     """
     items = list(detections)
     scored = any(getattr(d, "score", None) is not None for d in items)
-    lines = ["\t".join(_RAVEN_HEADER + (("Score",) if scored else ()))]
-    for i, d in enumerate(items, start=1):
+    lines = [raven_header(scored=scored)]
+    lines += raven_rows(items, file=file, freq_range=freq_range, scored=scored)
+    return atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def raven_header(*, scored: bool = True) -> str:
+    """The header line of the tables :func:`write_raven` writes (no line break)."""
+    return "\t".join(_RAVEN_HEADER + (("Score",) if scored else ()))
+
+
+def raven_rows(detections: Iterable[Any], *, file: str = "",
+               freq_range: tuple[float, float] = (0.0, 16000.0), first_selection: int = 1,
+               scored: bool = True) -> list[str]:
+    """Table lines (no line breaks) for ``detections``, numbered from
+    ``first_selection``: what :func:`write_raven` writes, for a writer that streams a
+    table recording by recording (``birdsong predict --format raven``)."""
+    lines = []
+    for i, d in enumerate(detections, start=first_selection):
         low = getattr(d, "low_freq", None)
         high = getattr(d, "high_freq", None)
         name = _basename(str(getattr(d, "file", "") or file))
@@ -364,4 +382,4 @@ def write_raven(path: str | os.PathLike, detections: Iterable[Any], *, file: str
             score = getattr(d, "score", None)
             cells.append("" if score is None else f"{float(score):.6f}")
         lines.append("\t".join(cells))
-    return atomic_write_text(path, "\n".join(lines) + "\n")
+    return lines

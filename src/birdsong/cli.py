@@ -501,6 +501,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds shared by consecutive windows (another way to set the hop: "
                         "hop = window - overlap)")
     p.add_argument("--format", default="table", choices=["table", "json", "csv", "raven"])
+    p.add_argument("--tables", default="combined", choices=["combined", "per-recording"],
+                   help="--format raven: one table for every file (default; -o FILE or "
+                        "stdout), or one <recording>.birdsong.selections.txt per recording "
+                        "(-o FOLDER)")
     p.add_argument("-o", "--output", help="write results to this file instead of stdout")
     p.add_argument("--shard", help="I/N: process only shard I (0-based) of N of the file list")
     p.add_argument("--resume", action="store_true",

@@ -52,9 +52,9 @@ def is_background(label: str) -> bool:
 #: individual bird (``ind03``) or a xeno-canto catalogue number (``XC123456``, so pieces
 #: cut from one recording stay together).
 DEFAULT_GROUP_PATTERN = r"ind\d+|XC\d+"
-#: The shortest window hop accepted anywhere (training, evaluation, prediction): a hop of
-#: a few samples turns a minute of audio into tens of thousands of windows.
-MIN_HOP_SECONDS = 0.1
+#: The shortest window hop a WindowRules accepts on its own (the window length then
+#: sets the real minimum, :func:`min_hop_seconds`).
+MIN_HOP_SECONDS = 0.01
 
 C = TypeVar("C")
 
@@ -147,9 +147,9 @@ class FeatureConfig:
 
 def min_hop_seconds(clip_seconds: float) -> float:
     """The shortest window hop accepted for windows of ``clip_seconds``: 1/20 of a
-    window (95 % overlap), and at least 0.1 s. Shorter hops give near copies that only
+    window (95 % overlap). Shorter hops give near copies that only
     cost time (a 3-s model at overlap 2.999 s would cut 57,000 windows from a minute)."""
-    return max(MIN_HOP_SECONDS, clip_seconds / 20)
+    return clip_seconds / 20
 
 
 def check_hop(hop_seconds: Any, clip_seconds: float, *, name: str = "hop_seconds",

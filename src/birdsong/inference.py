@@ -13,6 +13,7 @@ part of a song is in a window).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -484,12 +485,15 @@ def _rules(settings: dict, features: FeatureConfig) -> WindowRules:
     """The model's window rules: its own block, the training settings of a 0.1 model, or
     the defaults for a model that says nothing."""
     if isinstance(settings.get("windows"), dict):
-        rules = from_dict(WindowRules, settings["windows"])
-    elif isinstance(settings.get("train"), dict):
+        rules = from_dict(WindowRules, settings["windows"]).for_clip(features.clip_seconds)
+        check_hop(rules.hop_seconds, features.clip_seconds, name="windows.hop_seconds")
+        return rules
+    if isinstance(settings.get("train"), dict):  # birdsong 0.1: its training windows
         rules = from_dict(TrainConfig, settings["train"]).windows
-    else:
-        rules = WindowRules()
-    return rules.for_clip(features.clip_seconds)
+        if rules.hop_seconds and rules.hop_seconds > features.clip_seconds:
+            rules = dataclasses.replace(rules, hop_seconds=None)
+        return rules.for_clip(features.clip_seconds)
+    return WindowRules().for_clip(features.clip_seconds)
 
 
 # -------------------------------------------------------------- default model

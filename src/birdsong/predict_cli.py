@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -20,7 +21,9 @@ from pathlib import Path
 from typing import IO
 
 from ._io import check_output_file, printable
+from .annotations import raven_header, raven_rows
 from .audio import is_audio_file
+from .config import check_hop
 from .errors import AudioError, InvalidParameterError, ModelError, parameter_error
 from .inference import (
     Classifier,
@@ -32,8 +35,6 @@ from .inference import (
 
 __all__ = ["collect_files", "parse_shard", "run_predict"]
 
-RAVEN_HEADER = ["Selection", "View", "Channel", "Begin File", "Begin Time (s)",
-                "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)", "Species", "Score"]
 CSV_HEADER = ["path", "label", "score", "top_k", "detections", "duration", "error"]
 
 
@@ -51,20 +52,23 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 
 def collect_files(paths: list[str]) -> list[Path]:
-    """Audio files named directly, plus those found recursively in named folders; sorted
-    and de-duplicated so that every shard sees the same list."""
-    found: set[Path] = set()
+    """Audio files in the order given: a file as named, a folder's audio files
+    (recursively) in sorted order; each file once. The same arguments give the same
+    list, so every shard of ``--shard I/N`` sees the same one."""
+    found: dict[Path, None] = {}
     for p in map(Path, paths):
         if p.is_dir():
+            inside = []
             for root, dirs, files in os.walk(p, followlinks=False):
                 dirs[:] = [d for d in dirs if not d.startswith(".")]
-                found.update(Path(root) / f for f in files
-                             if not f.startswith(".") and is_audio_file(f))
+                inside += [Path(root) / f for f in files
+                           if not f.startswith(".") and is_audio_file(f)]
+            found.update(dict.fromkeys(sorted(inside)))
         elif p.exists():
-            found.add(p)
+            found[p] = None
         else:
             raise FileNotFoundError(f"No such file or folder: {p}")
-    return sorted(found)
+    return list(found)
 
 
 def _cell(text: object) -> str:
@@ -75,23 +79,39 @@ def _top_k_text(pred: Prediction) -> str:
     return "|".join(f"{k}:{v:.4f}" for k, v in pred.top_k)
 
 
+def _detections_text(pred: Prediction) -> str:
+    """Every detection in one CSV cell: ``label start-end score`` joined by ``|``."""
+    return "|".join(f"{d.label} {d.start:.3f}-{d.end:.3f} {d.score:.4f}"
+                    for d in pred.detections)
+
+
 class _Writer:
     def __init__(self, fmt: str, out: IO[str], clf: Classifier, *, header: bool = True,
-                 to_file: bool = False) -> None:
+                 to_file: bool = False, emit=None) -> None:
         self.fmt, self.out, self.clf = fmt, out, clf
         # Paths stay exact in a file written with -o (--resume matches them); printed on
         # stdout, their control characters are escaped like everything else.
         self.path_text = str if to_file else _cell
         self.selection = 0
-        self.csv = csv.writer(out, delimiter="\t" if fmt == "raven" else ",",
-                              lineterminator="\n")
+        # Each file's lines are written at once (through the progress bar when it shares
+        # the terminal, so that bar and results never mix).
+        self.emit = emit or (lambda text: (out.write(text), out.flush()))
+        self.buf = io.StringIO()
+        self.csv = csv.writer(self.buf, lineterminator="\n")
         if header and fmt == "csv":
             self.csv.writerow(CSV_HEADER)
         elif header and fmt == "raven":
-            self.csv.writerow(RAVEN_HEADER)
+            self.buf.write(raven_header() + "\n")
         elif header and fmt == "table":
-            out.write(f"{'file':40s} {'species':28s} {'score':>6s}  detections\n")
-        out.flush()
+            self.buf.write(f"{'file':40s} {'species':28s} {'score':>6s}  detections\n")
+        self._flush()
+
+    def _flush(self) -> None:
+        text = self.buf.getvalue()
+        self.buf.seek(0)
+        self.buf.truncate()
+        if text:
+            self.emit(text)
 
     def write(self, path: Path, pred: Prediction | None, error: str | None) -> None:
         # Labels come from the model file, errors may quote file contents: their control
@@ -99,32 +119,33 @@ class _Writer:
         label = _cell
         if self.fmt == "json":
             obj = pred.to_dict() if pred else {"path": str(path), "error": error}
-            self.out.write(json.dumps(obj) + "\n")
+            self.buf.write(json.dumps(obj) + "\n")
         elif self.fmt == "csv":
             self.csv.writerow([self.path_text(path), label(pred.label) if pred else "",
                                f"{pred.score:.4f}" if pred else "",
                                label(_top_k_text(pred)) if pred else "",
-                               len(pred.detections) if pred else "",
+                               label(_detections_text(pred)) if pred else "",
                                f"{pred.duration:.3f}" if pred else "", label(error or "")])
         elif self.fmt == "raven":
             f = self.clf.features
-            for d in (pred.detections if pred else []):
-                self.selection += 1
-                self.csv.writerow([self.selection, "Spectrogram 1", 1, self.path_text(path),
-                                   f"{d.start:.3f}", f"{d.end:.3f}", f"{f.fmin:g}",
-                                   f"{f.fmax:g}", label(d.label), f"{d.score:.4f}"])
+            dets = [dataclasses.replace(d, label=label(d.label))
+                    for d in (pred.detections if pred else [])]
+            rows = raven_rows(dets, file=self.path_text(path), freq_range=(f.fmin, f.fmax),
+                              first_selection=self.selection + 1)
+            self.selection += len(dets)
+            self.buf.write("".join(row + "\n" for row in rows))
         else:
             shown = label(path)
             name = shown if len(shown) <= 40 else "..." + shown[-37:]
             if pred is None:
-                self.out.write(f"{name:40s} error: {label(error)}\n")
+                self.buf.write(f"{name:40s} error: {label(error)}\n")
             else:
                 events = ", ".join(f"{label(d.label)} {d.start:.1f}-{d.end:.1f}s "
                                    f"({d.score:.2f})" for d in pred.detections[:4])
                 more = f" +{len(pred.detections) - 4}" if len(pred.detections) > 4 else ""
-                self.out.write(f"{name:40s} {label(pred.label):28s} {pred.score:6.3f}  "
+                self.buf.write(f"{name:40s} {label(pred.label):28s} {pred.score:6.3f}  "
                                f"{events or '-'}{more}\n")
-        self.out.flush()
+        self._flush()
 
 
 def _predictions(clf: Classifier, files: list[Path], args: argparse.Namespace
@@ -141,11 +162,14 @@ def _predictions(clf: Classifier, files: list[Path], args: argparse.Namespace
 def _check_options(args: argparse.Namespace) -> None:
     """Everything that can be checked before reading a file or opening the output."""
     ms = args.min_score
-    if not (isinstance(ms, int | float) and 0.0 <= ms <= 1.0):
+    if ms is not None and not (isinstance(ms, int | float) and 0.0 <= ms <= 1.0):
         raise parameter_error("--min-score", "a number in [0, 1]", ms)
     if not isinstance(args.top_k, int) or args.top_k < 1:
         raise parameter_error("--top-k", "an int >= 1", args.top_k)
-    if not (isinstance(args.overlap, int | float) and 0.0 <= args.overlap < float("inf")):
+    if args.overlap is not None and args.hop_seconds is not None:
+        raise InvalidParameterError("Give --hop-seconds or --overlap, not both.")
+    if args.overlap is not None and not (isinstance(args.overlap, int | float)
+                                         and 0.0 <= args.overlap < float("inf")):
         raise parameter_error("--overlap", "a number of seconds >= 0", args.overlap)
     check_num_threads(args.threads, name="--threads")
     if getattr(args, "resume", False):
@@ -197,15 +221,51 @@ def _finished(output: Path, fmt: str) -> set[str] | None:
     return done
 
 
+def _per_recording_tables(args: argparse.Namespace, clf: Classifier, files: list[Path]
+                          ) -> int:
+    """``--format raven --tables per-recording``: a Raven table per recording in the
+    ``-o`` folder, named so that ``train``/``evaluate`` pair it with its recording."""
+    from ._io import check_output_dir
+    from .annotations import write_raven
+
+    folder = check_output_dir(args.output, inputs=[clf.path], name="--output")
+    folder.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    f = clf.features
+    for path, pred, error in _predictions(clf, files, args):
+        if pred is None:
+            failures += 1
+            print(f"birdsong: {printable(path)}: {printable(error)}", file=sys.stderr)
+            continue
+        out = write_raven(folder / f"{path.stem}.birdsong.selections.txt", pred.detections,
+                          file=path.name, freq_range=(f.fmin, f.fmax))
+        print(f"{printable(out)}\t{len(pred.detections)} detection(s)")
+    return 1 if failures else 0
+
+
 def run_predict(args: argparse.Namespace) -> int:
     # 1. options, files, model and output path, all checked before anything is written
     _check_options(args)
+    per_recording = getattr(args, "tables", "combined") == "per-recording"
+    if per_recording and (args.format != "raven" or not args.output):
+        raise parameter_error("--tables", "per-recording only with --format raven and "
+                              "-o FOLDER", args.tables)
     resume = bool(getattr(args, "resume", False))
     index, count = parse_shard(args.shard)
-    files = collect_files(args.paths)[index::count]
+    found = collect_files(args.paths)
+    if not found:
+        print(f"birdsong: no audio files found in {', '.join(map(printable, args.paths))} "
+              "(WAV, FLAC, OGG, MP3, AIFF)", file=sys.stderr)
+        return 1
+    files = found[index::count]
     kwargs = {"num_threads": args.threads} if args.threads else {}
     clf = load_classifier(args.model, **kwargs)
-    hop_for_overlap(clf.clip_seconds, args.overlap, name="--overlap")
+    if args.overlap is not None:
+        hop_for_overlap(clf.clip_seconds, args.overlap, name="--overlap")
+    if args.hop_seconds is not None:
+        check_hop(args.hop_seconds, clf.clip_seconds, name="--hop-seconds")
+    if per_recording:
+        return _per_recording_tables(args, clf, files)
     resumed = 0
     header = True
     if args.output:
@@ -225,14 +285,22 @@ def run_predict(args: argparse.Namespace) -> int:
                     else sys.stdout)
     failures = 0
     try:
-        writer = _Writer(args.format, out, clf, header=header, to_file=bool(args.output))
         from tqdm.auto import tqdm
 
         show = not args.quiet and len(files) > 1
-        for path, pred, error in tqdm(_predictions(clf, files, args), total=len(files),
-                                      unit="file", disable=not show, file=sys.stderr):
-            failures += pred is None
-            writer.write(path, pred, error)
+        emit = None
+        if show and out is sys.stdout:
+            def emit(text: str) -> None:  # clear the bar, print, redraw it
+                tqdm.write(text, file=sys.stdout, end="")
+                sys.stdout.flush()
+        writer = _Writer(args.format, out, clf, header=header, to_file=bool(args.output),
+                         emit=emit)
+        with tqdm(total=len(files), unit="file", disable=not show, file=sys.stderr,
+                  leave=False) as bar:
+            for path, pred, error in _predictions(clf, files, args):
+                failures += pred is None
+                writer.write(path, pred, error)
+                bar.update(1)
     finally:
         if out is not sys.stdout:
             out.close()
@@ -240,6 +308,6 @@ def run_predict(args: argparse.Namespace) -> int:
         print(f"birdsong: --resume: {resumed} file(s) already in {printable(args.output)} "
               f"skipped, {len(files)} predicted", file=sys.stderr)
     if failures:
-        print(f"birdsong: {failures} of {len(files)} file(s) could not be read",
-              file=sys.stderr)
-    return 1 if files and failures == len(files) else 0
+        print(f"birdsong: {failures} of {len(files)} file(s) could not be read (exit "
+              "status 1)", file=sys.stderr)
+    return 1 if failures else 0
