@@ -300,3 +300,38 @@ def test_soundscape_evaluation_of_an_exported_model(band_model, tmp_path):
     # the detections counted are the ones predict gives
     pred = Classifier(band_model).predict(folder / "dawn.wav", min_score=0.5)
     assert [d.label for d in pred.detections] == ["high", "low", "mid"]
+
+
+@pytest.mark.parametrize("tables", ["combined", "per-recording"])
+def test_raven_tables_from_predict_read_back(band_model, tmp_path, tables):
+    """predict --format raven writes tables that training/evaluation read back: the
+    same spans, species and scores, paired with their recordings."""
+    from birdsong.annotation_index import index_annotations
+    from birdsong.cli import main
+    from birdsong.evaluation import evaluate
+
+    folder = tmp_path / "field"
+    folder.mkdir()
+    rng = np.random.default_rng(4)
+    expected = {}
+    for k, layout in enumerate([("high", 1.0, "low", 6.0), ("mid", 3.0, "high", 8.0)]):
+        x = (3e-4 * rng.standard_normal(12 * SR)).astype(np.float32)
+        for name, start in (layout[:2], layout[2:]):
+            x[int(start * SR):int((start + 2) * SR)] += _tone(TONES[name], 2.0)
+        sf.write(folder / f"site{k}.wav", x, SR)
+        pred = Classifier(band_model).predict(folder / f"site{k}.wav", min_score=0.5)
+        expected[f"site{k}.wav"] = [(round(d.start, 3), round(d.end, 3), d.label,
+                                     round(d.score, 3)) for d in pred.detections]
+    out = folder / "birdsong.selections.txt" if tables == "combined" else folder
+    assert main(["predict", str(folder), "--model", str(band_model), "--format", "raven",
+                 "--tables", tables, "--min-score", "0.5", "-o", str(out), "-q"]) == 0
+    index = index_annotations(folder)
+    assert not index.skipped and len(index.recordings) == 2
+    for rec in index.recordings:
+        got = [(round(a.start, 3), round(a.end, 3), a.label, round(a.score, 3))
+               for a in rec.annotations]
+        assert got == expected[rec.path.name]
+    # as truth for evaluation, the model's own detections are found exactly
+    report = evaluate(band_model, folder, min_score=0.5)
+    events = report["event_metrics"]["overall"]
+    assert events["fp"] == events["fn"] == 0 and events["tp"] == 4
