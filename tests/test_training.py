@@ -231,3 +231,38 @@ def test_multi_label_training_with_a_background_folder(tmp_path):
     assert clf.multi_label and clf.thresholds == pytest.approx(info.settings["thresholds"])
     scores = clf.predict_windows(np.zeros((1, clf.features.num_samples), np.float32))
     assert scores.min() >= 0 and scores.max() <= 1
+
+
+def test_folders_and_annotation_tables_train_one_model(tmp_path):
+    """Weak labels (folders) and strong labels (Raven tables, two species at once) in one
+    multi-label training set; tables need --multi-label."""
+    import soundfile as sf
+
+    from birdsong.annotations import Annotation, write_raven
+    from birdsong.errors import InvalidParameterError
+    from birdsong.rundir import RunDir
+
+    data = write_tone_dataset(tmp_path / "data")
+    scapes = tmp_path / "scapes"
+    scapes.mkdir()
+    rng = np.random.default_rng(1)
+    t = np.arange(16000 * 2) / 16000
+    for k in range(5):
+        x = 0.01 * rng.standard_normal(16000 * 8)
+        x[16000:48000] += 0.3 * np.sin(2 * np.pi * 800 * t)      # low, 1-3 s
+        x[32000:64000] += 0.3 * np.sin(2 * np.pi * 5000 * t)     # high, 2-4 s: overlap
+        sf.write(scapes / f"scape{k}.wav", x.astype(np.float32), 16000)
+        write_raven(scapes / f"scape{k}.Table.1.selections.txt",
+                    [Annotation("", 1.0, 3.0, "low"), Annotation("", 2.0, 4.0, "high")],
+                    file=f"scape{k}.wav")
+    with pytest.raises(InvalidParameterError, match="multi_label"):
+        workflow.train(data, tmp_path / "softmax", config=tiny_config(), annotations=scapes)
+    assert not (tmp_path / "softmax").exists()
+    result = workflow.train(data, tmp_path / "run", annotations=scapes, export=False,
+                            config=tiny_config(multi_label=True, epochs_frozen=2,
+                                               epochs_finetune=1))
+    split = RunDir(result.run_dir).read_split()
+    strong = [r for r in split.train + split.validation if not r.label]
+    assert len(strong) == 5  # every annotated recording, on one side each
+    assert {r.path.name for r in split.train} & {r.path.name for r in split.validation} == set()
+    assert result.report["multi_label_metrics"]["n_windows"] > result.report["per_window"]["n"]

@@ -24,6 +24,7 @@ import logging
 import math
 import numbers
 import os
+import random
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,7 +33,7 @@ import numpy as np
 
 from .annotations import _RAVEN_SUFFIX, Annotation, SkippedRow, _basename, read_table
 from .audio import AUDIO_EXTENSIONS, audio_info
-from .dataset import Skipped
+from .dataset import Recording, Skipped
 from .errors import AudioError, parameter_error
 
 __all__ = [
@@ -298,3 +299,22 @@ def recording_targets(recording: AnnotatedRecording,
                             labels=labels, min_overlap=min_overlap)
     known = np.ones(len(targets), bool) if recording.complete else targets.any(axis=1)
     return targets, known
+
+
+def annotated_recordings(folder: str | os.PathLike, *, validation_fraction: float,
+                         seed: int, species_column: str | None = None
+                         ) -> tuple[list[Recording], list[Recording], list[Skipped],
+                                    tuple[str, ...]]:
+    """Recordings with annotation tables (Raven, Audacity, CSV) under ``folder``, split
+    by recording: ``(train, validation, skipped, species found)``. Bad rows and
+    unpaired tables are in ``skipped`` with the table's name and line."""
+    found = index_annotations(folder, species_column=species_column)
+    recs = [Recording(r.path, "", r.path.as_posix(), r.duration, tuple(r.annotations),
+                      r.complete, strong=True) for r in found.recordings]
+    order = list(range(len(recs)))
+    random.Random(seed).shuffle(order)
+    n_val = int(round(validation_fraction * len(recs))) if len(recs) > 1 else 0
+    val = [recs[i] for i in sorted(order[:n_val])]
+    train = [recs[i] for i in sorted(order[n_val:])]
+    skipped = [Skipped(getattr(s, "path", str(s)), s.reason) for s in found.skipped]
+    return train, val, skipped, tuple(found.labels)

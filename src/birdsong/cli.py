@@ -94,7 +94,8 @@ def _train_config(args: argparse.Namespace):
         data["windows"]["hop_seconds"] = args.hop_seconds
     for key in ("alpha", "weights", "epochs_frozen", "epochs_finetune", "batch_size", "seed",
                 "fine_tune_from", "learning_rate", "finetune_learning_rate",
-                "validation_fraction", "patience", "group_pattern", "label_smoothing"):
+                "validation_fraction", "patience", "group_pattern", "label_smoothing",
+                "target_precision"):
         value = getattr(args, key)
         if value is not None:
             data[key] = value
@@ -103,6 +104,8 @@ def _train_config(args: argparse.Namespace):
         for key in ("epochs_frozen", "epochs_finetune", "finetune_learning_rate", "patience"):
             if getattr(args, key) is None:
                 data[key] = None
+    if args.multi_label:
+        data["multi_label"] = True
     if args.no_augment:
         data["augment"] = to_dict(AugmentConfig.off())
     if args.mixup is not None:
@@ -125,7 +128,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         result = train(args.data_dir, args.output, config=config, resume=args.resume,
                        strategy=args.strategy, validation_dir=args.validation_dir,
-                       progress=not args.quiet)
+                       annotations=args.annotations, progress=not args.quiet)
     except KeyboardInterrupt:
         print(f"\nbirdsong: interrupted. Continue with: birdsong train {args.data_dir} "
               f"-o {args.output} --resume", file=sys.stderr)
@@ -448,6 +451,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validation-fraction", type=float,
                    help=f"default {d.validation_fraction:g}")
     p.add_argument("--validation-dir", help="a separate species tree for validation")
+    p.add_argument("--annotations",
+                   help="also learn from this folder of recordings with Raven/Audacity/CSV "
+                        "tables (several species per recording; needs --multi-label)")
+    p.add_argument("--multi-label", action="store_true",
+                   help="one sigmoid per species (several at once; _Background = none) "
+                        "instead of one softmax")
+    p.add_argument("--target-precision", type=float,
+                   help="choose each species' detection threshold to reach this precision "
+                        "on validation (default: the threshold with the best F1)")
     p.add_argument("--group-pattern",
                    help="regular expression: files whose names share a match stay on one "
                         f"side of the split (default {d.group_pattern!r}: a bird or a "

@@ -30,6 +30,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .audio import AUDIO_EXTENSIONS, audio_info
 from .config import DEFAULT_GROUP_PATTERN, is_background
@@ -46,12 +47,20 @@ IMAGE_EXTENSIONS = (".png",)
 @dataclass(frozen=True)
 class Recording:
     """One labelled file. ``group`` keeps near-copies (same recording or same
-    individual) on one side of a split."""
+    individual) on one side of a split.
+
+    A folder gives a recording one ``label`` (a weak label: every window inherits it).
+    An annotation table gives it ``annotations`` instead (strong labels: species per
+    time span, several at once; ``label`` is then ``""``), ``complete`` when the table
+    covers the whole recording (windows without a selection are then "no bird")."""
 
     path: Path
     label: str
     group: str
     duration: float = 0.0
+    annotations: tuple[Any, ...] = ()
+    complete: bool = True
+    strong: bool = False  # labelled by an annotation table
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,11 @@ class DatasetIndex:
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(self.labels, 0)
         for r in self.recordings:
-            out[r.label] += 1
+            if r.label in out:
+                out[r.label] += 1
+            for label in {a.label for a in r.annotations}:
+                if label in out:
+                    out[label] += 1
         return out
 
     def subset(self, recordings: Sequence[Recording]) -> DatasetIndex:
@@ -355,3 +368,4 @@ def target_vectors(recordings: Sequence[Recording], labels: Sequence[str]):
         if rec.label in position:
             out[row, position[rec.label]] = 1.0
     return out
+

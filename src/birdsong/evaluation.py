@@ -70,6 +70,17 @@ def evaluate_index(scorer: Scorer, index: DatasetIndex, *, features: FeatureConf
         except (AudioError, OSError) as exc:
             skips.add(str(rec.path), str(exc))
             continue
+        if rec.strong:  # an annotation table: species per window, several at once
+            from .annotation_index import window_labels
+
+            targets = window_labels(rec.annotations, scan.starts,
+                                    clip_seconds=features.clip_seconds, labels=labels)
+            known = np.ones(len(targets), bool) if rec.complete else targets.any(axis=1)
+            all_scores.append(scan.scores[known])
+            all_targets.append(targets[known])
+            per_recording.append({"path": str(rec.path), "label": "(annotation table)",
+                                  "windows": int(known.sum())})
+            continue
         clip, chosen = recording_scores(scan, rules, exclusive=not multi_label)
         target = target_vectors([rec], labels)[0]
         all_scores.append(scan.scores[chosen])

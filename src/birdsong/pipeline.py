@@ -19,11 +19,12 @@ import numpy as np
 
 from .audio import activity, frame, load_audio
 from .config import AugmentConfig, FeatureConfig, TrainConfig, WindowRules
-from .dataset import DatasetIndex, Skipped, model_labels, target_vectors
+from .dataset import DatasetIndex, Recording, Skipped, model_labels, target_vectors
 from .errors import AudioError, require
 from .rules import choose_windows
 
-__all__ = ["SkipLog", "make_dataset", "recording_windows", "select_windows"]
+__all__ = ["SkipLog", "annotated_windows", "make_dataset", "recording_windows",
+           "select_windows"]
 
 log = logging.getLogger(__name__)
 
@@ -77,18 +78,55 @@ def recording_windows(path: str | os.PathLike, config: TrainConfig, *,
     return select_windows(signal, features=f, rules=rules)
 
 
-def _loader(config: TrainConfig, skips: SkipLog, max_windows: int):
-    f = config.features
+def annotated_windows(recording: Recording, config: TrainConfig, labels: Sequence[str], *,
+                      max_windows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Windows and per-window targets of a recording labelled by an annotation table.
 
-    def load(path: bytes) -> np.ndarray:
+    Windows every ``windows.hop_seconds``; each gets every species whose selection
+    covers half of it or half of the selection. All windows with a species are kept
+    (at most ``max_windows``), and as many "no bird" windows, the most active first
+    (the hardest negatives); a partly annotated recording gives no negatives.
+    """
+    from .annotation_index import window_labels
+
+    f = config.features
+    rules = config.windows.for_clip(f.clip_seconds)
+    limit = max_windows or rules.max_windows
+    signal, _ = load_audio(recording.path, sample_rate=f.sample_rate,
+                           max_seconds=MAX_TRAIN_SECONDS)
+    windows, starts = frame(signal, sample_rate=f.sample_rate, clip_seconds=f.clip_seconds,
+                            hop_seconds=rules.hop_seconds)
+    targets = window_labels(recording.annotations, starts, clip_seconds=f.clip_seconds,
+                            labels=labels)
+    positive = np.flatnonzero(targets.any(axis=1))[:limit]
+    negative = np.flatnonzero(~targets.any(axis=1)) if recording.complete else \
+        np.zeros(0, int)
+    if negative.size:
+        act = activity(windows, sample_rate=f.sample_rate)[negative]
+        negative = negative[np.argsort(-act, kind="stable")][:max(1, min(limit,
+                                                                     positive.size))]
+    keep = np.sort(np.concatenate([positive, negative]).astype(int))
+    return windows[keep], targets[keep].astype(np.float32)
+
+
+def _loader(config: TrainConfig, skips: SkipLog, max_windows: int, labels: Sequence[str],
+            recordings: dict[str, Recording]):
+    f = config.features
+    n = len(labels)
+
+    def load(path: bytes, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         name = os.fsdecode(path)
+        rec = recordings.get(name)
         try:
-            return recording_windows(name, config, max_windows=max_windows)
+            if rec is not None and rec.strong:
+                return annotated_windows(rec, config, labels, max_windows=max_windows)
+            windows = recording_windows(name, config, max_windows=max_windows)
+            return windows, np.tile(target[None], (len(windows), 1)).astype(np.float32)
         except (AudioError, OSError) as exc:
             skips.add(name, str(exc))
         except Exception as exc:  # a bad file must never stop a run: skip and report it
             skips.add(name, f"{type(exc).__name__}: {exc}")
-        return np.zeros((0, f.num_samples), np.float32)
+        return np.zeros((0, f.num_samples), np.float32), np.zeros((0, n), np.float32)
 
     return load
 
@@ -153,6 +191,7 @@ def make_dataset(index: DatasetIndex, config: TrainConfig, *, training: bool, sk
     tf = require("tensorflow", purpose="build the training pipeline")
     f = config.features
     labels = model_labels(index.labels, multi_label=config.multi_label)
+    n_classes = len(labels)
     # bytes, not str: a file name that is not valid UTF-8 must reach the loader intact
     paths = [os.fsencode(r.path) for r in index.recordings]
     targets = target_vectors(index.recordings, labels).reshape(-1, len(labels))
@@ -160,13 +199,15 @@ def make_dataset(index: DatasetIndex, config: TrainConfig, *, training: bool, sk
     n_classes = len(labels)
     weights = tf.constant(class_weights if class_weights is not None else [1.0] * n_classes,
                           tf.float32)
-    load = _loader(config, skips, max_windows or config.windows.max_windows)
+    load = _loader(config, skips, max_windows or config.windows.max_windows, labels,
+                   {os.fspath(r.path): r for r in index.recordings})
 
     def decode(path, y, rid):
-        windows = tf.numpy_function(load, [path], tf.float32, stateful=False)
+        windows, targets = tf.numpy_function(load, [path, y], [tf.float32, tf.float32],
+                                             stateful=False)
         windows = tf.ensure_shape(windows, [None, f.num_samples])
-        k = tf.shape(windows)[0]
-        return windows, tf.tile(y[None], [k, 1]), tf.fill([k], rid)
+        targets = tf.ensure_shape(targets, [None, n_classes])
+        return windows, targets, tf.fill([tf.shape(windows)[0]], rid)
 
     def weight(y):
         return tf.where(tf.reduce_max(y) > 0, tf.gather(weights, tf.argmax(y)), 1.0)

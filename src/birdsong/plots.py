@@ -48,7 +48,8 @@ def plot_learning_curves(history: dict[str, list[dict[str, float]]],
     epochs = np.arange(1, len(rows) + 1)
     fig = new_figure(figsize=(11, 4))
     axes = fig.subplots(1, 2)
-    for ax, metric in zip(axes, ("accuracy", "loss")):
+    score = "accuracy" if any("accuracy" in r for r in rows) else "auc"  # multi-label: AUC
+    for ax, metric in zip(axes, (score, "loss")):
         for key, style, name in ((metric, "-o", "training"), (f"val_{metric}", "-s",
                                                                "validation")):
             values = [r.get(key, np.nan) for r in rows]

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from ._io import atomic_path
+from .annotation_index import annotated_recordings
 from .config import TrainConfig
 from .dataset import DatasetIndex, Skipped, index_dataset, model_labels, split_recordings
 from .errors import DatasetError, InvalidParameterError, parameter_error, require
@@ -229,8 +230,25 @@ def _backup(run: RunDir, phase: int):
 
 
 # ------------------------------------------------------------------------ the data
+def _with_annotations(index: DatasetIndex, annotations, config: TrainConfig
+                      ) -> tuple[DatasetIndex, list, list]:
+    """Add the species of annotated recordings to the index; return them split."""
+    if not config.multi_label:
+        raise parameter_error("multi_label", "True (--multi-label) to learn from annotation "
+                              "tables, where several species sing at once", False,
+                              owner="TrainConfig")
+    train, val, skipped, found = annotated_recordings(
+        annotations, validation_fraction=config.validation_fraction, seed=config.seed)
+    if not train and not val:
+        raise DatasetError(f"{annotations}: no recording with a usable annotation table")
+    index.labels = tuple(sorted(set(index.labels) | set(found)))
+    index.skipped += skipped
+    return index, train, val
+
+
 def _prepare(data_dir, run: RunDir, config: TrainConfig | None, *, resume: bool,
-             validation_dir) -> tuple[TrainConfig, DatasetIndex, DatasetIndex, DatasetIndex]:
+             validation_dir, annotations=None
+             ) -> tuple[TrainConfig, DatasetIndex, DatasetIndex, DatasetIndex]:
     """Settings and split, checked before anything is written."""
     if resume:
         if not run.is_run():
@@ -248,6 +266,9 @@ def _prepare(data_dir, run: RunDir, config: TrainConfig | None, *, resume: bool,
                 "output_dir", "a new or empty run directory (or resume an interrupted run)",
                 str(run.path))
     index = index_dataset(data_dir, group_pattern=config.group_pattern)
+    strong_train, strong_val = [], []
+    if annotations is not None:
+        index, strong_train, strong_val = _with_annotations(index, annotations, config)
     if index.kind == "images":
         raise DatasetError(
             f"{data_dir}: holds spectrogram PNGs (the original notebook's format). birdsong "
@@ -265,16 +286,23 @@ def _prepare(data_dir, run: RunDir, config: TrainConfig | None, *, resume: bool,
                 f"{', '.join(added) or 'none'}; missing: {', '.join(gone) or 'none'}); a "
                 "model cannot change its species mid-run. Start a new run in another folder.")
         split = run.read_split()
-        return (config, index, DatasetIndex(index.root, index.labels, split.train),
-                DatasetIndex(index.root, index.labels, split.validation))
+        strong = {r.path.resolve(): r for r in strong_train + strong_val}
+
+        def attach(recs):  # annotated recordings get their tables back
+            return [strong.get(r.path.resolve(), r) if not r.label else r for r in recs]
+
+        return (config, index, DatasetIndex(index.root, index.labels, attach(split.train)),
+                DatasetIndex(index.root, index.labels, attach(split.validation)))
     if validation_dir is not None:
         val = index_dataset(validation_dir, group_pattern=config.group_pattern,
                             labels=index.labels, min_species=1)
         index.skipped += val.skipped
-        return config, index, index.subset(index.recordings), DatasetIndex(
-            val.root, index.labels, val.recordings)
+        return config, index, index.subset(index.recordings + strong_train), DatasetIndex(
+            val.root, index.labels, val.recordings + strong_val)
     train_idx, val_idx = split_recordings(index, validation_fraction=config.validation_fraction,
                                           seed=config.seed)
+    train_idx.recordings += strong_train
+    val_idx.recordings += strong_val
     return config, index, train_idx, val_idx
 
 
@@ -283,6 +311,9 @@ def _summary_lines(index: DatasetIndex, train: DatasetIndex, val: DatasetIndex) 
     lines = [f"data: {len(index.labels)} species, {len(train.recordings)} training and "
              f"{len(val.recordings)} validation recordings (split by recording and by "
              f"group), {len(index.skipped)} file(s) skipped"]
+    strong = sum(r.strong for r in train.recordings + val.recordings)
+    if strong:
+        lines.append(f"  ({strong} of them annotated by tables: species per time span)")
     for label in index.labels:
         lines.append(f"  {label:30s} {counts_t.get(label, 0):4d} train  "
                      f"{counts_v.get(label, 0):4d} validation")
@@ -293,7 +324,8 @@ def _summary_lines(index: DatasetIndex, train: DatasetIndex, val: DatasetIndex) 
 def train_model(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
                 config: TrainConfig | None = None, resume: bool = False,
                 strategy: str = "default", validation_dir: str | os.PathLike | None = None,
-                progress: bool = False, deterministic: bool = True) -> TrainedModel:
+                annotations: str | os.PathLike | None = None, progress: bool = False,
+                deterministic: bool = True) -> TrainedModel:
     """Train a species classifier and save it as ``output_dir/model.keras``.
 
     Parameters
@@ -311,6 +343,10 @@ def train_model(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
         ``tf.distribute`` strategy (``mirrored``: all local GPUs).
     validation_dir : path, optional
         A separate folder-per-species tree for validation instead of a split.
+    annotations : path, optional
+        A folder of recordings with annotation tables (Raven, Audacity, CSV; strong
+        labels, several species at once) learnt from alongside ``data_dir``'s folders;
+        split by recording. Needs ``config.multi_label``.
     progress : bool
         Print a dataset summary, phase names, progress bars and what early stopping
         kept to stderr (the CLI does); otherwise the library stays silent.
@@ -324,7 +360,8 @@ def train_model(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
     say = _Say(progress)
     run = RunDir(output_dir)
     config, index, train_idx, val_idx = _prepare(data_dir, run, config, resume=resume,
-                                                 validation_dir=validation_dir)
+                                                 validation_dir=validation_dir,
+                                                 annotations=annotations)
     for line in _summary_lines(index, train_idx, val_idx):
         say(line)
     if not train_idx.recordings:

@@ -62,8 +62,8 @@ class TrainResult:
 def train(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
           config: TrainConfig | None = None, resume: bool = False,
           strategy: str = "default", validation_dir: str | os.PathLike | None = None,
-          export: bool = True, progress: bool = False, deterministic: bool = True
-          ) -> TrainResult:
+          annotations: str | os.PathLike | None = None, export: bool = True,
+          progress: bool = False, deterministic: bool = True) -> TrainResult:
     """Train a species classifier, evaluate it on the validation recordings, export it
     to ``model.tflite`` and remember it as this machine's latest model.
 
@@ -76,7 +76,8 @@ def train(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
 
     trained = train_model(data_dir, output_dir, config=config, resume=resume,
                           strategy=strategy, validation_dir=validation_dir,
-                          progress=progress, deterministic=deterministic)
+                          annotations=annotations, progress=progress,
+                          deterministic=deterministic)
     run, config = trained.run, trained.config
     skips = SkipLog()
     report = None
