@@ -141,3 +141,41 @@ def test_offline_backbone_folds_exactly():
     x = _waves(config, n=4)
     np.testing.assert_allclose(np.asarray(model(x, training=False)), np.asarray(reference(x)),
                                atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
+def test_export_is_one_window_in_xnnpack_ops_and_int8_recipes_keep_their_layers_float():
+    """float32 export: static (1, samples) input, no RFFT/GATHER, Keras scores within
+    1e-4; each int8 recipe runs and keeps its layers float32."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from birdsong.export import INT8_RECIPES, convert
+
+    config = tiny_config()
+    model = build_model(LABELS, config)
+    x = _waves(config, n=4)
+    it = Interpreter(model_content=convert(model))
+    it.allocate_tensors()
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    assert list(inp["shape_signature"]) == [1, config.features.num_samples]
+    assert not {d["op_name"] for d in it._get_ops_details()} & {"RFFT2D", "GATHER", "TILE"}
+    for w, want in zip(x, np.asarray(model(x, training=False))):
+        it.set_tensor(inp["index"], w[None])
+        it.invoke()
+        np.testing.assert_allclose(it.get_tensor(out["index"])[0], want, atol=1e-4)
+    for recipe in INT8_RECIPES:
+        it = Interpreter(model_content=convert(model, quantize="int8", representative=x,
+                                               int8_recipe=recipe))
+        it.allocate_tensors()
+        kinds = {t["name"]: t["dtype"] for t in it.get_tensor_details()}
+        conv1 = [d for n, d in kinds.items() if "Conv1_relu" in n]
+        assert conv1 and all(d == (np.float32 if recipe == "ends-float" else np.int8)
+                             for d in conv1), (recipe, conv1)
+        assert all(d == np.float32 for n, d in kinds.items() if "frontend" in n
+                   and "MatMul" in n)
+        it.set_tensor(it.get_input_details()[0]["index"], x[:1])
+        it.invoke()
+        scores = it.get_tensor(it.get_output_details()[0]["index"])
+        np.testing.assert_allclose(scores.sum(), 1.0, atol=1e-2)
+    with pytest.raises(InvalidParameterError, match="'int8_recipe'.*'fast'"):
+        convert(model, quantize="int8", representative=x, int8_recipe="fast")
