@@ -1,5 +1,6 @@
 """The one frontend: librosa parity, loudness rules, TFLite conversion with builtin ops,
-Keras vs LiteRT equality, and the PNG images rendered by it."""
+Keras vs LiteRT equality, the fast (matmul) spectrum against the RFFT one, and models
+saved before the fast path existed."""
 
 from __future__ import annotations
 
@@ -26,13 +27,24 @@ def test_filterbank_equals_librosa():
     np.testing.assert_allclose(ours, ref, atol=1e-6)
 
 
-@pytest.mark.parametrize("config", [FeatureConfig(), FeatureConfig(
-    sample_rate=22050, clip_seconds=2.0, n_fft=512, stft_hop_seconds=0.01, n_mels=64,
-    fmin=100.0, fmax=11000.0, image_size=96)])
-def test_mel_power_agrees_with_librosa(config):
+OTHER = FeatureConfig(sample_rate=22050, clip_seconds=2.0, n_fft=512, stft_hop_seconds=0.01,
+                      n_mels=64, fmin=100.0, fmax=11000.0, image_size=96)
+# Frame layouts the block framing must get right: blocks past the window's end (padded),
+# a hop longer than a frame (one block per frame), a hop that divides n_fft.
+PADDED = FeatureConfig(sample_rate=16000, clip_seconds=1.0, n_fft=512, stft_hop_seconds=0.0315,
+                       n_mels=48, fmax=7600.0, image_size=32)
+LONG_HOP = FeatureConfig(sample_rate=16000, clip_seconds=1.0, n_fft=256, stft_hop_seconds=0.04,
+                         n_mels=32, fmax=8000.0, image_size=32)
+EVEN_HOP = FeatureConfig(sample_rate=16000, clip_seconds=1.0, n_fft=2048,
+                         stft_hop_seconds=0.016, n_mels=64, image_size=48)
+
+
+@pytest.mark.parametrize("spectrum", ["matmul", "rfft"])
+@pytest.mark.parametrize("config", [FeatureConfig(), OTHER, PADDED])
+def test_mel_power_agrees_with_librosa(config, spectrum):
     """Tolerance: relative 1e-4 of each window's peak (float32 FFTs on both sides)."""
     x = _noise(config.num_samples)
-    layer = MelSpectrogram(config)
+    layer = MelSpectrogram(config, spectrum=spectrum)
     ours = np.asarray(layer.power_mel(x[None]))[0] / layer._scale ** 2
     ref = librosa.feature.melspectrogram(
         y=x, sr=config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length,
@@ -49,9 +61,12 @@ def test_image_shape_range_and_full_scale_sine():
     sine = np.sin(2 * np.pi * 3000 * t).astype(np.float32)[None]
     assert abs(float(np.max(layer.decibels(sine)))) < 1.0  # ~0 dB re full scale
     img = np.asarray(layer(np.concatenate([sine, _noise(c.num_samples)[None]])))
-    assert img.shape == (2, 224, 224, 3)
+    assert img.shape == (2, 224, 224, 1)
     assert img.min() >= -1.0 and img.max() <= 1.0
-    assert np.array_equal(img[..., 0], img[..., 2])
+    three = np.asarray(MelSpectrogram(c, channels=3)(sine))
+    assert three.shape == (1, 224, 224, 3)
+    assert np.array_equal(three[..., 0], three[..., 2])
+    np.testing.assert_array_equal(three[..., :1], img[:1])
 
 
 def test_low_frequencies_at_the_bottom_of_the_image():
@@ -78,18 +93,26 @@ def test_silence_stays_dark_and_quiet_clips_are_not_stretched():
     assert np.abs(img_half - img_loud).max() < 1e-3
 
 
-def test_tflite_builtin_ops_and_litert_parity():
+@pytest.mark.parametrize("batch", [None, 1])
+@pytest.mark.parametrize("spectrum", ["matmul", "rfft"])
+def test_tflite_builtin_ops_and_litert_parity(spectrum, batch):
     keras = pytest.importorskip("keras")
     from ai_edge_litert.interpreter import Interpreter
 
     c = FeatureConfig(image_size=96)
-    inp = keras.Input((c.num_samples,))
-    model = keras.Model(inp, MelSpectrogram(c)(inp))
+    inp = keras.Input(batch_shape=(batch, c.num_samples))
+    model = keras.Model(inp, MelSpectrogram(c, spectrum=spectrum)(inp))
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no Flex ops
     flat = conv.convert()
     it = Interpreter(model_content=flat)
     it.allocate_tensors()
+    ops = {d["op_name"] for d in it._get_ops_details()}
+    if spectrum == "matmul":  # ops XNNPACK runs: no RFFT2D, no GATHER from tf.signal.frame
+        assert not ops & {"RFFT2D", "GATHER", "COMPLEX_ABS"}, ops
+        assert "BATCH_MATMUL" in ops
+    else:
+        assert "RFFT2D" in ops
     i, o = it.get_input_details()[0], it.get_output_details()[0]
     for seed, amp in ((0, 0.1), (1, 0.001), (2, 0.9)):
         x = _noise(c.num_samples, seed, amp)[None]
@@ -98,13 +121,85 @@ def test_tflite_builtin_ops_and_litert_parity():
         assert np.abs(it.get_tensor(o["index"]) - np.asarray(model(x))).max() <= 1e-4
 
 
-def test_layer_round_trips_through_keras_config():
+@pytest.mark.parametrize("config", [FeatureConfig(), OTHER, PADDED, LONG_HOP, EVEN_HOP])
+def test_matmul_spectrum_equals_rfft_spectrum(config):
+    """The fast path gives the RFFT path's numbers: mel power within 1e-5 of each window's
+    peak, frames exactly, images within 1e-4 (quiet, loud, tonal and silent windows)."""
+    fast = MelSpectrogram(config)
+    old = MelSpectrogram(config, spectrum="rfft")
+    t = np.arange(config.num_samples) / config.sample_rate
+    x = np.stack([_noise(config.num_samples, 0, 0.1), _noise(config.num_samples, 1, 1e-3),
+                  (0.9 * np.sin(2 * np.pi * 2000 * t)).astype(np.float32),
+                  np.zeros(config.num_samples, np.float32)])
+    np.testing.assert_array_equal(np.asarray(fast.frames(x)), np.asarray(old.frames(x)))
+    p_fast, p_old = np.asarray(fast.power_mel(x)), np.asarray(old.power_mel(x))
+    assert p_fast.shape == p_old.shape == (4, config.num_frames, config.n_mels)
+    peak = p_old.max(axis=(1, 2), keepdims=True) + 1e-30
+    assert (np.abs(p_fast - p_old) / peak).max() <= 1e-5
+    assert np.abs(np.asarray(fast(x)) - np.asarray(old(x))).max() <= 1e-4
+
+
+def test_fast_path_computes_a_fraction_of_a_full_dft():
+    c = FeatureConfig()
+    plan = MelSpectrogram(c)._plan
+    full_dft = c.n_fft * 2 * (c.n_fft // 2 + 1) + (c.n_fft // 2 + 1) * c.n_mels
+    assert plan.macs_per_frame() < full_dft / 4
+    assert plan.ka * plan.b < c.n_fft // 2 + 1  # bins above fmax are never computed
+
+
+def test_bad_layer_options_are_named():
+    from birdsong.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="'spectrum'.*'fft'"):
+        MelSpectrogram(FeatureConfig(), spectrum="fft")
+    with pytest.raises(InvalidParameterError, match="'channels'.*2"):
+        MelSpectrogram(FeatureConfig(), channels=2)
+
+
+@pytest.mark.parametrize("spectrum,channels", [("matmul", 1), ("rfft", 3)])
+def test_layer_round_trips_through_keras_config(spectrum, channels):
     c = FeatureConfig(image_size=48, n_mels=32)
-    layer = MelSpectrogram(c, name="frontend")
+    layer = MelSpectrogram(c, spectrum=spectrum, channels=channels, name="frontend")
     clone = MelSpectrogram.from_config(layer.get_config())
-    assert clone.config == c
+    assert (clone.config, clone.spectrum, clone.channels) == (c, spectrum, channels)
     x = _noise(c.num_samples)[None]
     np.testing.assert_array_equal(np.asarray(layer(x)), np.asarray(clone(x)))
+
+
+def test_models_saved_before_the_fast_frontend_still_load(tmp_path):
+    """A .keras whose frontend config lacks ``spectrum``/``channels`` (saved by an older
+    birdsong) loads with the RFFT path and 3 channels, and gives the same scores."""
+    import json
+    import zipfile
+
+    keras = pytest.importorskip("keras")
+    from birdsong.model import load_keras_model
+
+    c = FeatureConfig(sample_rate=16000, clip_seconds=1.0, n_fft=512, n_mels=32,
+                      fmax=7600.0, image_size=32)
+    inp = keras.Input((c.num_samples,))
+    x = MelSpectrogram(c, spectrum="rfft", channels=3, name="frontend")(inp)
+    x = keras.layers.Conv2D(4, 3, name="conv")(x)
+    out = keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(x))
+    model = keras.Model(inp, out)
+    model.save(tmp_path / "new.keras")
+    with zipfile.ZipFile(tmp_path / "new.keras") as src, \
+            zipfile.ZipFile(tmp_path / "old.keras", "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "config.json":
+                text = data.decode()
+                cfg = json.loads(text)
+                front = next(la for la in cfg["config"]["layers"] if la["name"] == "frontend")
+                del front["config"]["spectrum"], front["config"]["channels"]
+                data = json.dumps(cfg).encode()
+                assert data != text.encode()
+            dst.writestr(item, data)
+    loaded = load_keras_model(tmp_path / "old.keras")
+    frontend = loaded.get_layer("frontend")
+    assert (frontend.spectrum, frontend.channels) == ("rfft", 3)
+    w = _noise(c.num_samples)[None]
+    np.testing.assert_allclose(np.asarray(loaded(w)), np.asarray(model(w)), atol=1e-6)
 
 
 def test_spec_augment_masks_only_in_training():

@@ -318,7 +318,7 @@ def waveforms(draw):
 @given(x=waveforms())
 def test_frontend_image_is_finite_and_in_range(frontend, x):
     image = np.asarray(frontend(x))
-    assert image.shape == (x.shape[0], 32, 32, 3)
+    assert image.shape == (x.shape[0], 32, 32, 1)
     assert np.isfinite(image).all()
     assert image.min() >= -1.0 and image.max() <= 1.0
     if not x.any():

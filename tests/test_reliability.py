@@ -239,7 +239,7 @@ def test_all_zero_audio_loads_and_reads_as_silence(tmp_path):
     windows, _ = frame(y, sample_rate=SR, clip_seconds=1.0)
     assert activity(windows, sample_rate=SR).tolist() == [0.0]
     image = np.asarray(MelSpectrogram(tiny_features())(windows))
-    assert image.shape == (1, 32, 32, 3) and np.all(image == -1.0)
+    assert image.shape == (1, 32, 32, 1) and np.all(image == -1.0)
 
 
 def test_one_sample_file_loads_and_pads_to_one_window(tmp_path, trained_run):

@@ -142,7 +142,8 @@ class FeatureConfig:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return (self.image_size, self.image_size, 3)
+        """The frontend's image (one channel: the model folds RGB into its first conv)."""
+        return (self.image_size, self.image_size, 1)
 
 
 def min_hop_seconds(clip_seconds: float) -> float:

@@ -11,9 +11,15 @@ Variants (``quantize``):
 - ``float16``: float16 weights (half the size; computed in float32 on CPUs);
 - ``dynamic``: int8 weights, activations quantised on the fly;
 - ``int8``: int8 weights and activations calibrated on a representative set of training
-  windows. The frontend (RFFT, log) has no int8 kernels, so it stays float32 and the
-  converter inserts (de)quantise steps around the integer backbone; input and output
-  stay float32, which MediaPipe and :class:`~birdsong.inference.Classifier` expect.
+  windows. The frontend (log-mel maths) stays float32 and the converter inserts
+  (de)quantise steps around the integer backbone; input and output stay float32, which
+  MediaPipe and :class:`~birdsong.inference.Classifier` expect. ``INT8_RECIPES`` name
+  which other layers stay float (``convert(..., int8_recipe=...)``);
+  ``benchmarks/speed.py`` measures each one's speed and top-1 agreement with float32.
+
+Every variant is converted for one window at a time (a static batch of 1): all shapes
+are then known to the converter, and the frontend's reshapes and matmuls run inside
+XNNPACK.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from ._version import __version__
 from .config import TrainConfig, to_dict
 from .errors import InvalidParameterError, ModelError, parameter_error, require
 
-__all__ = ["QUANTIZATIONS", "agreement_with_float32", "convert", "export_model",
+__all__ = ["INT8_RECIPES", "QUANTIZATIONS", "agreement_with_float32", "convert", "export_model",
            "model_settings", "representative_windows"]
 
 log = logging.getLogger(__name__)
@@ -64,24 +70,76 @@ def representative_windows(run_dir: str | os.PathLike, config: TrainConfig, *,
     return np.stack(out[:limit])
 
 
-def _frontend_tensors(tf, flat: bytes) -> list[str]:
-    """Names of the frontend's tensors in a float32 conversion (kept float in int8)."""
-    interpreter = tf.lite.Interpreter(model_content=flat)
-    return [t["name"] for t in interpreter.get_tensor_details() if "frontend" in t["name"]]
+# int8 recipes: which tensors stay float32 (names containing any of these parts), with
+# "debugger" adding those tf.lite.experimental.QuantizationDebugger finds losing most.
+INT8_RECIPES: dict[str, tuple[str, ...]] = {
+    "frontend-float": ("frontend",),
+    "ends-float": ("frontend", "Conv1", "Conv_1", "out_relu", "pool", "species"),
+    "debugger": ("frontend",),
+}
+DEFAULT_INT8_RECIPE = "frontend-float"
+# TensorFlow's quantisation-debugger guide: rmse/scale ~0.29 (1/sqrt(12)) is an ideal
+# int8 tensor; above 0.7 it is losing information.
+_SUSPECT_RMSE_PER_SCALE = 0.7
 
 
-def convert(model, *, quantize: str = "none",
-            representative: np.ndarray | None = None) -> bytes:
-    """Convert a Keras waveform model to TFLite flatbuffer bytes (builtin ops only)."""
+def _tensors_named(flat: bytes, parts: tuple[str, ...]) -> list[str]:
+    """Names of the tensors of a float32 conversion whose names contain any of ``parts``."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=flat)
+    return [t["name"] for t in interpreter.get_tensor_details()
+            if any(p in t["name"] for p in parts)]
+
+
+def _suspects(debugger) -> list[str]:
+    """Tensors whose int8 error is large for their quantisation step (rmse/scale)."""
+    import csv
+    import io
+
+    debugger.run()
+    dump = io.StringIO()
+    debugger.layer_statistics_dump(dump)
+    dump.seek(0)
+    out = []
+    for row in csv.DictReader(dump):
+        try:
+            scale, mse = float(row["scale"]), float(row["mean_squared_error"])
+        except (KeyError, ValueError):
+            continue
+        if scale > 0 and np.sqrt(mse) / scale > _SUSPECT_RMSE_PER_SCALE:
+            out.append(row["tensor_name"])
+    return out
+
+
+def _one_window(model):
+    """The model with a static batch of one window (what LiteRT, MediaPipe and
+    :class:`~birdsong.inference.Classifier` feed): every shape in the graph is then known
+    at conversion, so no shape arithmetic runs outside XNNPACK at inference."""
+    keras = require("keras", purpose="export TFLite models")
+    inp = keras.Input(batch_shape=(1, *model.input_shape[1:]), name="waveform")
+    return keras.Model(inp, model(inp, training=False), name=model.name)
+
+
+def convert(model, *, quantize: str = "none", representative: np.ndarray | None = None,
+            int8_recipe: str = DEFAULT_INT8_RECIPE) -> bytes:
+    """Convert a Keras waveform model to TFLite flatbuffer bytes (builtin ops only).
+
+    The model is converted for one window at a time (a static batch of 1). ``int8_recipe``
+    (a key of :data:`INT8_RECIPES`) chooses which layers stay float32 in an ``int8``
+    export.
+    """
     import contextlib
     import io
 
     tf = require("tensorflow", purpose="export TFLite models")
     if quantize not in QUANTIZATIONS:
         raise parameter_error("quantize", f"one of {', '.join(QUANTIZATIONS)}", quantize)
+    if int8_recipe not in INT8_RECIPES:
+        raise parameter_error("int8_recipe", f"one of {', '.join(INT8_RECIPES)}", int8_recipe)
     quiet = contextlib.redirect_stdout(io.StringIO())  # Keras prints every traced variable
     with quiet:
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        converter = tf.lite.TFLiteConverter.from_keras_model(_one_window(model))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -100,16 +158,27 @@ def convert(model, *, quantize: str = "none",
             for w in representative:
                 yield [w[None].astype(np.float32)]
 
+        def debug_set() -> Iterator[list[np.ndarray]]:
+            for w in representative[:32]:
+                yield [w[None].astype(np.float32)]
+
+        debug = tf.lite.experimental
         with contextlib.redirect_stdout(io.StringIO()):
-            frontend = _frontend_tensors(tf, converter.convert())
+            # Left to itself the converter quantises the waveform and the log-mel maths
+            # too (top-1 agreement with float32 fell to ~25 %); the frontend stays float.
+            keep = _tensors_named(converter.convert(), INT8_RECIPES[int8_recipe])
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = gen
-            # Left to itself the converter quantises the waveform and the log-mel maths
-            # too (top-1 agreement with float32 fell to ~25 %); keep the frontend float.
-            debugger = tf.lite.experimental.QuantizationDebugger(
-                converter=converter, debug_dataset=gen,
-                debug_options=tf.lite.experimental.QuantizationDebugOptions(
-                    denylisted_nodes=frontend))
+            debugger = debug.QuantizationDebugger(
+                converter=converter, debug_dataset=debug_set,
+                debug_options=debug.QuantizationDebugOptions(denylisted_nodes=keep))
+            if int8_recipe == "debugger":
+                keep = keep + _suspects(debugger)
+                log.info("int8: %d tensors kept float32 after the quantisation debugger",
+                         len(keep))
+                debugger = debug.QuantizationDebugger(
+                    converter=converter, debug_dataset=debug_set,
+                    debug_options=debug.QuantizationDebugOptions(denylisted_nodes=keep))
             return debugger.get_nondebug_quantized_model()
     except InvalidParameterError:
         raise

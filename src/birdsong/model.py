@@ -4,6 +4,12 @@ The backbone is called with ``training=False`` so its BatchNorm layers stay in i
 mode in both phases (the Keras transfer-learning recipe). Layers are named so that the
 training code can find them: ``frontend``, ``spec_augment``, ``backbone``, ``pool``,
 ``dropout``, ``species``.
+
+The frontend emits one image channel. MobileNetV2 was made for RGB; fed a grey image
+repeated over three channels, its first convolution computes the same as one over a
+single channel with the kernel summed over its input channels, at a third of the work.
+:func:`fold_input_channels` makes that backbone from a 3-channel one (pretrained weights
+load into the 3-channel form, which is what their files hold).
 """
 
 from __future__ import annotations
@@ -16,8 +22,8 @@ from pathlib import Path
 from .config import TrainConfig
 from .errors import InvalidParameterError, ModelError, parameter_error, require
 
-__all__ = ["build_model", "feature_extractor", "head_model", "load_keras_model",
-           "set_fine_tuning"]
+__all__ = ["build_model", "feature_extractor", "fold_input_channels", "head_model",
+           "load_keras_model", "set_fine_tuning"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +39,34 @@ def _resolve_weights(weights: str | None) -> str | None:
             "The 'weights' parameter must be 'imagenet', 'none' or the path of a weights "
             f"file. Got {weights!r} instead (no such file).")
     return str(path)
+
+
+def fold_input_channels(backbone, *, alpha: float):
+    """A one-channel copy of a 3-channel MobileNetV2 ``include_top=False`` backbone.
+
+    Every weight is copied; the first convolution's kernel (``Conv1``, zero padding, no
+    bias) is summed over its three input channels, so ``folded(image)`` equals
+    ``backbone(tile(image, 3 channels))`` up to float rounding. Layer names (and the
+    model's name) are kept, so ``set_fine_tuning`` finds the same layers.
+    """
+    keras = require("keras", purpose="build the model")
+    height, width, channels = backbone.input_shape[1:]
+    if channels != 3:
+        raise InvalidParameterError(f"The 'backbone' parameter must take 3 input channels. "
+                                    f"Got {channels} instead.")
+    folded = keras.applications.MobileNetV2(
+        input_shape=(height, width, 1), alpha=alpha, include_top=False, weights=None,
+        name=backbone.name)
+    source = {layer.name: layer for layer in backbone.layers}
+    for layer in folded.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        weights = source[layer.name].get_weights()
+        if layer.name == "Conv1":
+            weights = [weights[0].sum(axis=2, keepdims=True)]
+        if weights:
+            layer.set_weights(weights)
+    return folded
 
 
 def build_model(labels: Sequence[str], config: TrainConfig | None = None, *,
@@ -56,15 +90,19 @@ def build_model(labels: Sequence[str], config: TrainConfig | None = None, *,
     pretrained = config.pretrained
     if not load_weights:
         weights = None
+    size = f.image_size
     try:
+        # Weights files hold the 3-channel (RGB) network: load there, then fold.
         backbone = keras.applications.MobileNetV2(
-            input_shape=f.image_shape, alpha=config.alpha, include_top=False,
-            weights=weights, name="backbone")
+            input_shape=(size, size, 3 if weights else 1), alpha=config.alpha,
+            include_top=False, weights=weights, name="backbone")
     except Exception as exc:  # download failure, wrong file, shape mismatch
         hint = (" (no internet? pass --weights none, or a local weights file)"
                 if weights == "imagenet" else "")
         raise ModelError(f"Cannot load MobileNetV2 weights {config.weights!r} for alpha="
                          f"{config.alpha}: {exc}{hint}") from exc
+    if weights:
+        backbone = fold_input_channels(backbone, alpha=config.alpha)
     backbone.trainable = False
     if not pretrained:
         # Keras's MobileNetV2 uses BatchNorm momentum 0.999, tuned for ImageNet-length
