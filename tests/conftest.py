@@ -97,3 +97,67 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+TONES = {"high": 5000.0, "low": 800.0, "mid": 2500.0}
+
+
+def tone(freq, seconds, sr=SR, amp=0.3):
+    t = np.arange(int(seconds * sr)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def band_model(tmp_path_factory):
+    """A real exported model whose scores are a known function of the sound: a matched
+    filter per tone band on the frontend image. Lets detection timing be tested exactly,
+    independent of training luck."""
+    return _band_model(tmp_path_factory, multi_label=False)
+
+
+@pytest.fixture(scope="session")
+def band_model_multi(tmp_path_factory):
+    """The same matched filters with one sigmoid per species (multi-label): a window
+    holding a tone scores ~0.69 for it, a window without ~0.31."""
+    return _band_model(tmp_path_factory, multi_label=True)
+
+
+def _band_model(tmp_path_factory, *, multi_label: bool):
+    keras = pytest.importorskip("keras")
+    from birdsong.config import save_config
+    from birdsong.exporting import export_model
+    from birdsong.features import MelSpectrogram
+
+    config = tiny_config(multi_label=multi_label)
+    f = config.features
+    labels = sorted(TONES)
+    frontend = MelSpectrogram(f, name="frontend")
+    noise = (3e-4 * np.random.default_rng(0).standard_normal(f.num_samples)).astype(np.float32)
+    base = np.asarray(frontend(noise[None]))[0, :, :, 0].mean(axis=1)
+    kernel, bias = [], []
+    for name in labels:
+        row = np.asarray(frontend((tone(TONES[name], 1.0) + noise)[None]))[0, :, :, 0]
+        lift = row.mean(axis=1) - base
+        template = (lift > 0.3).astype(np.float32)  # the tone's own band of rows
+        template /= template @ lift
+        # logit = 1.6 * (fraction of the window holding the tone): >= 0.5 prob from ~45 %
+        kernel.append(1.6 * template / 3)
+        bias.append(-1.6 * (template @ base))
+    inp = keras.Input((f.num_samples,), name="waveform")
+    x = frontend(inp)
+    x = keras.layers.AveragePooling2D(pool_size=(1, f.image_size))(x)
+    x = keras.layers.Flatten()(x)
+    dense = keras.layers.Dense(len(labels), activation="sigmoid" if multi_label else "softmax",
+                               name="species")
+    out = dense(x)
+    model = keras.Model(inp, out)
+    k = 3 * np.stack(kernel, axis=1).astype(np.float32)  # one image channel
+    bias = np.asarray(bias, np.float32) - (0.8 if multi_label else 0.0)
+    dense.set_weights([k, bias])
+    run = tmp_path_factory.mktemp("band")
+    model.save(run / "model.keras")
+    save_config(config, run / "config.json")
+    (run / "labels.txt").write_text("\n".join(labels) + "\n")
+    return export_model(run, run / "band.tflite")
+
+

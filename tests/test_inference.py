@@ -15,14 +15,9 @@ keras = pytest.importorskip("keras")
 
 from birdsong.errors import InvalidParameterError, ModelError  # noqa: E402
 from birdsong.inference import Classifier, load_classifier, predict, resolve_model  # noqa: E402
-from conftest import SR, tiny_config, tiny_features  # noqa: E402
+from conftest import SR, TONES, tiny_config, tiny_features  # noqa: E402
+from conftest import tone as _tone  # noqa: E402
 
-TONES = {"high": 5000.0, "low": 800.0, "mid": 2500.0}
-
-
-def _tone(freq, seconds, sr=SR, amp=0.3):
-    t = np.arange(int(seconds * sr)) / sr
-    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
 def test_keras_and_litert_agree(trained_run):
@@ -103,46 +98,6 @@ def test_thread_safe_calls(trained_run):
 
 
 # -------------------------------------------------------------- detection timing
-@pytest.fixture(scope="module")
-def band_model(tmp_path_factory):
-    """A real exported model whose scores are a known function of the sound: a matched
-    filter per tone band on the frontend image. Lets detection timing be tested exactly,
-    independent of training luck."""
-    from birdsong.config import save_config
-    from birdsong.exporting import export_model
-    from birdsong.features import MelSpectrogram
-
-    config = tiny_config()
-    f = config.features
-    labels = sorted(TONES)
-    frontend = MelSpectrogram(f, name="frontend")
-    noise = (3e-4 * np.random.default_rng(0).standard_normal(f.num_samples)).astype(np.float32)
-    base = np.asarray(frontend(noise[None]))[0, :, :, 0].mean(axis=1)
-    kernel, bias = [], []
-    for name in labels:
-        row = np.asarray(frontend((_tone(TONES[name], 1.0) + noise)[None]))[0, :, :, 0]
-        lift = row.mean(axis=1) - base
-        template = (lift > 0.3).astype(np.float32)  # the tone's own band of rows
-        template /= template @ lift
-        # logit = 1.6 * (fraction of the window holding the tone): >= 0.5 prob from ~45 %
-        kernel.append(1.6 * template / 3)
-        bias.append(-1.6 * (template @ base))
-    inp = keras.Input((f.num_samples,), name="waveform")
-    x = frontend(inp)
-    x = keras.layers.AveragePooling2D(pool_size=(1, f.image_size))(x)
-    x = keras.layers.Flatten()(x)
-    dense = keras.layers.Dense(len(labels), activation="softmax", name="species")
-    out = dense(x)
-    model = keras.Model(inp, out)
-    k = 3 * np.stack(kernel, axis=1).astype(np.float32)  # one image channel
-    dense.set_weights([k, np.asarray(bias, np.float32)])
-    run = tmp_path_factory.mktemp("band")
-    model.save(run / "model.keras")
-    save_config(config, run / "config.json")
-    (run / "labels.txt").write_text("\n".join(labels) + "\n")
-    return export_model(run, run / "band.tflite")
-
-
 def test_long_recording_detections_within_one_hop(band_model, tmp_path):
     rng = np.random.default_rng(5)
     total = 30.0
@@ -333,3 +288,30 @@ def test_raven_tables_from_predict_read_back(band_model, tmp_path, tables):
     report = evaluate(band_model, folder, min_score=0.5)
     events = report["event_metrics"]["overall"]
     assert events["fp"] == events["fn"] == 0 and events["tp"] == 4
+
+
+def test_multi_label_model_names_two_species_singing_at_once(band_model, band_model_multi):
+    """Two species in the same windows: one sigmoid per species detects both; a softmax
+    model, which must share one unit of probability among them, cannot."""
+    from birdsong.metadata import read_metadata
+
+    x = (3e-4 * np.random.default_rng(6).standard_normal(8 * SR)).astype(np.float32)
+    x[3 * SR:5 * SR] += _tone(TONES["high"], 2.0, amp=0.15) + _tone(TONES["low"], 2.0,
+                                                                     amp=0.15)
+    multi = Classifier(band_model_multi)
+    assert multi.multi_label and read_metadata(band_model_multi).settings["output"] == \
+        "sigmoid"
+    both = multi.predict(x, sample_rate=SR, hop_seconds=0.5, min_score=0.5)
+    found = {d.label for d in both.detections if d.start < 5 and d.end > 3}
+    assert found == {"high", "low"}
+    assert all(d.start >= 2.0 and d.end <= 6.0 for d in both.detections)
+    single = Classifier(band_model).predict(x, sample_rate=SR, hop_seconds=0.5,
+                                            min_score=0.5)
+    inside = [k for k, w in enumerate(both.windows) if w.start >= 3.0 and w.end <= 5.0]
+    assert len(inside) == 3
+    for k in inside:  # both species in the same window: only the sigmoids say so
+        assert (both.windows[k].scores >= 0.5).sum() == 2
+        assert (single.windows[k].scores >= 0.5).sum() <= 1
+    # no species in silence: every sigmoid stays low
+    quiet = multi.predict(x[: 2 * SR], sample_rate=SR, min_score=0.5)
+    assert quiet.detections == [] and max(quiet.scores.values()) < 0.5

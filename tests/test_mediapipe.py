@@ -48,3 +48,24 @@ def test_mediapipe_audio_classifier_runs_exported_model(trained_run, tmp_path):
     ours = clf.predict_windows(x[None])[0]
     theirs = np.array([results[0][label] for label in clf.labels])
     np.testing.assert_allclose(theirs, ours, atol=1e-4)
+
+
+def test_mediapipe_loads_a_multi_label_export(band_model_multi, tmp_path):
+    """A multi-label export (one sigmoid per species) runs in MediaPipe unmodified and
+    gives the scores birdsong's classifier gives."""
+    from conftest import TONES, tone
+
+    python = _mediapipe_python()
+    clf = Classifier(band_model_multi)
+    x = tone(TONES["high"], clf.clip_seconds, clf.sample_rate) + \
+        tone(TONES["low"], clf.clip_seconds, clf.sample_rate)
+    np.save(tmp_path / "clip.npy", x.astype(np.float32) * 0.5)
+    out = subprocess.run([python, "-c", SCRIPT, str(band_model_multi),
+                          str(tmp_path / "clip.npy"), str(clf.sample_rate)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    results = json.loads(out.stdout.strip().splitlines()[-1])
+    ours = clf.predict_windows((x * 0.5)[None].astype(np.float32))[0]
+    theirs = np.array([results[0][label] for label in clf.labels])
+    np.testing.assert_allclose(theirs, ours, atol=1e-4)
+    assert (ours >= 0.5).sum() == 2  # both species at once
