@@ -184,6 +184,18 @@ def run_demo(out_dir: str = "birdsong-demo", *, weights: str = "imagenet", seed:
             print(f"        {label:28s} event F1 {_fmt(e['f1'])}  ({e['tp']} found, "
                   f"{e['fp']} false alarms, {e['fn']} missed)")
     minutes = (time.perf_counter() - started) / 60
+    figures = {
+        "seed": seed, "weights": chosen or "none", "fast": fast, "minutes": minutes,
+        "training_seconds": result.seconds,
+        "per_recording_top1": rec["top1_accuracy"] if rec else None,
+        "validation_recordings": rec["n"] if rec else 0,
+        "new_clips_right": correct, "new_clips": len(summary.species),
+        "soundscape_cmap": wm["cmap"], "soundscape_event_f1": em["overall"]["f1"],
+        "soundscape_event_precision": em["overall"]["precision"],
+        "soundscape_event_recall": em["overall"]["recall"],
+        "event_f1_per_species": {k: v["f1"] for k, v in em["per_species"].items()}}
+    (out / "demo_summary.json").write_text(json.dumps(figures, indent=2) + "\n",
+                                           encoding="utf-8")
     print(f"\ndone in {minutes:.1f} min. Look at:\n"
           f"  {out / 'spectrogram.png'}  (what the model sees)\n"
           f"  {run_dir / 'learning_curves.png'}\n"
