@@ -420,7 +420,8 @@ def main(argv: list[str] | None = None) -> int:
         models[name]["macs"] = count_macs(flat)
         models[name].setdefault("size_mb", len(flat) / 1e6)
     runners = {name: Runner(flat) for name, flat in flats.items()}
-    for name in (default, "default, before issue 13", "BirdNET 2.4 FP32"):
+    for name in (default, "default, before issue 13", "BirdNET 2.4 FP32",
+                 "frontend only, 224 px, matmul", "frontend only, 224 px, rfft, before issue 13"):
         if name in flats:
             runners[f"{name}, no XNNPACK"] = Runner(flats[name], xnnpack=False)
             models[f"{name}, no XNNPACK"] = {**models[name], "xnnpack": False}
