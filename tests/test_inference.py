@@ -15,9 +15,8 @@ keras = pytest.importorskip("keras")
 
 from birdsong.errors import InvalidParameterError, ModelError  # noqa: E402
 from birdsong.inference import Classifier, load_classifier, predict, resolve_model  # noqa: E402
-from conftest import SR, TONES, tiny_config, tiny_features  # noqa: E402
+from conftest import SR, TONES, tiny_features  # noqa: E402
 from conftest import tone as _tone  # noqa: E402
-
 
 
 def test_keras_and_litert_agree(trained_run):

