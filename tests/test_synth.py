@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -234,6 +235,9 @@ def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
         ("write_demo_dataset", {"formats": ()}, "formats"),
         ("write_demo_dataset", {"formats": ("mp3",), "sample_rate": 37000}, "sample_rate"),
         ("write_demo_dataset", {"individuals": True}, "individuals"),
+        ("write_demo_dataset", {"difficulty": "hard"}, "difficulty"),
+        ("field_recording", {"channels": 3}, "channels"),
+        ("field_recording", {"snr_db": (5.0, 1.0)}, "snr_db"),
         ("song", {"sample_rate": 1000}, "sample_rate"),
         ("song", {"individual": 1.5}, "individual"),
         ("recording", {"snr_db": (10.0, 0.0)}, "snr_db"),
@@ -262,3 +266,128 @@ def test_invalid_species_name_for_song():
         synth.song("")
     with pytest.raises(ValueError, match="'species' parameter of recording"):
         synth.recording("a/b")
+
+
+# ------------------------------------------------------------------ field conditions
+def _measured_snr(rec) -> float:
+    mask = np.zeros(len(rec.song), dtype=bool)
+    for a, b in rec.song_spans:
+        mask[round(a * rec.sample_rate) : round(b * rec.sample_rate)] = True
+    song = np.mean(np.square(rec.song[mask].astype(np.float64)))
+    return float(10 * np.log10(song / np.mean(np.square(rec.noise.astype(np.float64)))))
+
+
+def test_field_recording_is_reproducible_from_its_seed():
+    kwargs = {"duration_seconds": 2.0, "sample_rate": 22050, "individual": 4}
+    a = synth.field_recording("Coal_Tit", seed=3, **kwargs)
+    b = synth.field_recording("Coal_Tit", seed=3, **kwargs)
+    np.testing.assert_array_equal(a.audio, b.audio)
+    assert a.snr_db == b.snr_db and a.audio.dtype == np.float32
+    assert a.audio.shape == (44100,) and np.all(np.isfinite(a.audio))
+    c = synth.field_recording("Coal_Tit", seed=4, **kwargs)
+    assert not np.array_equal(a.audio, c.audio)
+    stereo = synth.field_recording("Coal_Tit", seed=3, channels=2, **kwargs)
+    assert stereo.audio.shape == (44100, 2)
+    assert not np.array_equal(stereo.audio[:, 0], stereo.audio[:, 1])
+
+
+def test_field_snr_is_what_the_audio_measures_and_spans_the_range():
+    snrs = []
+    for seed in range(16):
+        rec = synth.field_recording("Common_Blackbird", duration_seconds=3.0,
+                                    sample_rate=16000, individual=seed, seed=seed)
+        assert -1.0 <= rec.snr_db <= 19.0
+        assert _measured_snr(rec) == pytest.approx(rec.snr_db, abs=0.05)
+        snrs.append(rec.snr_db)
+    assert max(snrs) - min(snrs) > 10.0  # drawn over the range, not one level
+    low = synth.field_recording("Coal_Tit", duration_seconds=3.0, sample_rate=16000,
+                                snr_db=(-1.0, -1.0))
+    assert _measured_snr(low) == pytest.approx(-1.0, abs=0.05)
+
+
+def test_field_recordings_hold_distractors_silence_and_clipping():
+    recs = [synth.field_recording("Brambling", duration_seconds=2.5, sample_rate=16000,
+                                  individual=s, seed=s, distractor_species=["Coal_Tit", "Brambling"])
+            for s in range(40)]
+    with_distractor = [r for r in recs if r.distractors]
+    assert 8 <= len(with_distractor) <= 32  # about half
+    assert all(set(r.distractors) == {"Coal_Tit"} for r in with_distractor)  # never itself
+    assert all(np.any(r.distractor) for r in with_distractor)
+    assert not any(np.any(r.distractor) for r in recs if not r.distractors)
+    silent = [r for r in recs if r.silence_seconds > 0]
+    assert silent and all(np.sum(r.audio == 0.0) >= 0.3 * 16000 for r in silent)
+    clipped = [r for r in recs if r.clipped_fraction > 0]
+    assert clipped and all(np.max(np.abs(r.audio)) == 1.0 for r in clipped)
+    assert all(np.max(np.abs(r.audio)) < 1.0 for r in recs if r.clipped_fraction == 0)
+    assert len({r.rt60_seconds for r in recs}) == 40
+    assert max(r.rt60_seconds for r in recs) > 0.5
+
+
+def test_field_birds_have_their_own_repertoire():
+    from birdsong.synth_field import individual_template
+
+    templates = {individual_template("Common_Blackbird", i) for i in range(10)}
+    assert len(templates) == 10
+    assert individual_template("Common_Blackbird", 3) == individual_template("Common_Blackbird", 3)
+    counts = {len(individual_template("Common_Blackbird", i).phrases) for i in range(10)}
+    assert counts == {4}  # 70 % of the species' six phrases, a different choice per bird
+    chosen = {tuple(p.syls[0].kind for p in individual_template("Common_Blackbird", i).phrases)
+              for i in range(10)}
+    assert len(chosen) > 1
+
+
+def test_field_dataset_mixes_formats_and_splits_by_individual(tmp_path):
+    import csv
+
+    from birdsong.dataset import index_dataset, split_recordings
+
+    root = tmp_path / "field"
+    summary = synth.write_demo_dataset(root, species=3, individuals=10,
+                                       recordings_per_individual=1, duration_seconds=1.5,
+                                       difficulty="field")
+    assert summary.files == 30
+    rows = list(csv.DictReader((root / "field_conditions.csv").open()))
+    assert len(rows) == 30
+    rates, exts, channels = set(), set(), set()
+    for row in rows:
+        info = sf.info(root / row["path"])
+        assert info.samplerate == int(row["sample_rate"])
+        assert info.channels == int(row["channels"])
+        assert -1.0 <= float(row["snr_db"]) <= 19.0
+        assert 0.6 * 1.5 - 0.1 < info.duration < 1.6 * 1.5 + 0.1
+        rates.add(info.samplerate)
+        exts.add(Path(row["path"]).suffix)
+        channels.add(info.channels)
+    assert len(rates) >= 3 and exts == {".wav", ".flac", ".ogg"} and channels == {1, 2}
+    index = index_dataset(root)
+    assert len(index.recordings) == 30 and not index.skipped
+    assert len({r.group for r in index.recordings}) == 30  # indNN: one group per bird
+    train, val = split_recordings(index, validation_fraction=0.3, seed=0)
+    assert {r.group for r in train.recordings}.isdisjoint({r.group for r in val.recordings})
+
+
+def test_field_dataset_is_deterministic(tmp_path):
+    kwargs = {"species": ["Coal_Tit", "Brambling"], "individuals": 1,
+              "recordings_per_individual": 2, "duration_seconds": 1.0, "difficulty": "field"}
+    synth.write_demo_dataset(tmp_path / "a", **kwargs)
+    synth.write_demo_dataset(tmp_path / "b", **kwargs)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.*"))
+    assert len(files) == 5  # four recordings and field_conditions.csv
+    for rel in files:
+        a, b = tmp_path / "a" / rel, tmp_path / "b" / rel
+        if rel.suffix == ".ogg":  # an Ogg stream carries a random serial number
+            np.testing.assert_array_equal(sf.read(a)[0], sf.read(b)[0])
+        else:
+            assert a.read_bytes() == b.read_bytes()
+
+
+def test_demo_data_cli_writes_a_field_set(tmp_path, capsys):
+    from birdsong.cli import main
+
+    out = tmp_path / "data"
+    assert main(["demo-data", str(out), "--species", "2", "--individuals", "10",
+                 "--recordings", "1", "--seconds", "1", "--difficulty", "field"]) == 0
+    assert "wrote 20 recordings" in capsys.readouterr().out
+    assert (out / "field_conditions.csv").is_file()
+    assert {p.suffix for p in out.rglob("*_ind10_rec01.*")} <= {".wav", ".flac", ".ogg"}
+    assert len(list(out.rglob("*_ind10_rec01.*"))) == 2

@@ -70,7 +70,7 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
     s = write_demo_dataset(args.out_dir, species=args.species, seed=args.seed,
                            individuals=args.individuals,
                            recordings_per_individual=args.recordings,
-                           duration_seconds=args.seconds)
+                           duration_seconds=args.seconds, difficulty=args.difficulty)
     print(f"wrote {s.files} recordings ({s.seconds / 60:.1f} min) of {len(s.species)} "
           f"species into {s.root}")
     return EXIT_OK
@@ -424,10 +424,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo-data", help="write a synthetic folder-per-species dataset")
     p.add_argument("out_dir")
     p.add_argument("--species", type=int, default=12, help="number of species (default 12)")
-    p.add_argument("--individuals", type=int, default=3, help="birds per species")
+    p.add_argument("--individuals", type=int, help="birds per species (default 3; field 12)")
     p.add_argument("--recordings", type=int, default=3, help="recordings per bird")
     p.add_argument("--seconds", type=float, default=8.0, help="length of each recording")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--difficulty", choices=("demo", "field"), default="demo",
+                   help="demo: clean songs; field: noise, reverb, distractors, mixed formats")
     p.set_defaults(func=_cmd_demo_data)
 
     p = sub.add_parser("train", help="train a classifier on DATA_DIR/<species>/<recordings>")

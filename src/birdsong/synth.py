@@ -28,8 +28,10 @@ from .errors import InvalidParameterError, parameter_error
 __all__ = [
     "DEFAULT_SPECIES",
     "DemoDatasetSummary",
+    "DIFFICULTIES",
     "SongEvent",
     "background",
+    "field_recording",
     "long_recording",
     "recording",
     "song",
@@ -52,6 +54,10 @@ _FORMATS = {  # extension -> (soundfile format, subtype)
     "mp3": ("MP3", "MPEG_LAYER_III"),
 }
 _MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+#: ``write_demo_dataset`` difficulties: the clean demo, or field conditions.
+DIFFICULTIES: tuple[str, ...] = ("demo", "field")
+#: Birds of no dataset species, heard faintly in the distance in field recordings.
+_DISTANT_BIRDS = tuple(f"Distant_Bird_{k}" for k in range(1, 31))
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,10 +287,14 @@ def _syllable(
     return x / max(float(np.max(np.abs(x))), 1e-12)
 
 
-def _render_song(name: str, individual: int, seed: int, sr: int) -> np.ndarray:
-    tpl = _template(name)
+def _render_song(name: str, individual: int, seed: int, sr: int, *,
+                 tpl: _Template | None = None, pitch: float = 0.05,
+                 tempo: float = 0.1) -> np.ndarray:
+    """One song; ``tpl`` replaces the species template (a field individual's repertoire),
+    ``pitch``/``tempo`` are the individual's spread around the species (fractions)."""
+    tpl = tpl or _template(name)
     ind = _rng("individual", name, individual)  # the bird: pitch, tempo, per-phrase pitch
-    fscale, tscale = ind.uniform(0.95, 1.05), ind.uniform(0.9, 1.1)
+    fscale, tscale = ind.uniform(1 - pitch, 1 + pitch), ind.uniform(1 - tempo, 1 + tempo)
     phrase_f = ind.uniform(0.97, 1.03, len(tpl.phrases))
     rng = _rng("song", name, individual, seed)
     order = rng.permutation(len(tpl.phrases))[: tpl.pick] if tpl.pick else range(len(tpl.phrases))
@@ -586,16 +596,91 @@ def long_recording(
     return _finish(mix, rng), placed
 
 
+def field_recording(
+    species: str,
+    *,
+    duration_seconds: float = 8.0,
+    sample_rate: int = 32000,
+    channels: int = 1,
+    individual: int = 0,
+    seed: int = 0,
+    snr_db: tuple[float, float] = (-1.0, 19.0),
+    distractor_species: Sequence[str] = (),
+):
+    """Synthesise a recording made in the field with a cheap recorder.
+
+    One bird (pitch, tempo and repertoire of its own) sings a few songs in a place with
+    reverb (RT60 up to 1 s) at a distance (a low-pass), over coloured noise and, by
+    chance, wind, rain, insects, mains hum and faint birds of other (non-dataset)
+    species; in about half the recordings a species of ``distractor_species`` sings
+    4-14 dB under the bird. A recorder then high-passes, band-limits, colours (resonances,
+    tilt) and adds its own noise; about 10 % of recordings clip and 15 % hold a stretch of
+    digital silence. See :mod:`birdsong.synth_field` for the recipe.
+
+    Parameters
+    ----------
+    species : str
+        Species name (see :func:`song`).
+    duration_seconds : float, default 8.0
+        Length of the recording.
+    sample_rate : int, default 32000
+        Rate in Hz; content stops below min(15 kHz, 0.45 * rate), as a real recorder's.
+    channels : {1, 2}, default 1
+        Mono, or stereo (two capsules: a little delay, gain and noise of their own).
+    individual : int, default 0
+        Which bird sings.
+    seed : int, default 0
+        Which recording: everything about the scene and the recorder.
+    snr_db : tuple of float, default (-1.0, 19.0)
+        Range of the SNR, measured at the microphone: the bird's power over the spans it
+        sings (after reverb and distance) over the noise bed's power.
+    distractor_species : sequence of str, default ()
+        Species that may be heard as quieter distractors (usually the dataset's others).
+
+    Returns
+    -------
+    FieldRecording
+        ``audio`` (float32, ``(n,)`` or ``(n, 2)``), the drawn ``snr_db``, the parts
+        at the microphone (``song``, ``distractor``, ``noise``) and what was drawn.
+    """
+    from . import synth_field
+
+    func = "field_recording"
+    sr, species = _rate(func, sample_rate), _species(func, species)
+    individual, seed = _int(func, "individual", individual), _int(func, "seed", seed)
+    duration = _float(func, "duration_seconds", duration_seconds, positive=True)
+    if _int(func, "channels", channels, 1) > 2:
+        raise _bad(func, "channels", "1 or 2", channels)
+    lo, hi = _pair(func, "snr_db", snr_db)
+    others = [] if not distractor_species else list(_names(func, distractor_species))
+    return synth_field.render(species, individual=individual, seed=seed,
+                              duration_seconds=duration, sample_rate=sr, channels=channels,
+                              snr_db=(lo, hi), distractor_species=[o for o in others
+                                                                   if o != species],
+                              background_species=list(_DISTANT_BIRDS))
+
+
+def _pair(func: str, name: str, value: object) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        lo = hi = math.nan
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+        raise _bad(func, name, "a (low, high) pair of finite numbers, low <= high", value)
+    return lo, hi
+
+
 def write_demo_dataset(
     out_dir: str | Path,
     *,
     species: int | Sequence[str] = 12,
-    individuals: int = 3,
+    individuals: int | None = None,
     recordings_per_individual: int = 3,
     duration_seconds: float = 8.0,
-    sample_rate: int = 32000,
+    sample_rate: int | None = None,
     seed: int = 0,
-    formats: Sequence[str] = ("wav",),
+    formats: Sequence[str] | None = None,
+    difficulty: str = "demo",
 ) -> DemoDatasetSummary:
     """Write a synthetic dataset: a folder per species, several birds per species.
 
@@ -605,24 +690,37 @@ def write_demo_dataset(
     then renamed. The same arguments give byte-identical WAV files; another ``seed``
     gives other birds, not just other recordings.
 
+    ``difficulty="demo"`` writes clean songs in moderate noise, all at one rate and
+    format: a quick demonstration that trains to high accuracy. ``difficulty="field"``
+    writes what a field season brings home (see :func:`field_recording`): 12 birds per
+    species by default, SNR -1 to 19 dB, reverb, distance, noise of many kinds, other
+    species as distractors in about half the files, a cheap recorder, lengths 0.6-1.6x
+    ``duration_seconds``, and a mix of rates (16, 22.05, 32, 44.1, 48 kHz), mono and
+    stereo (about 30 %), WAV (16/24-bit, float), FLAC (16/24-bit) and OGG Vorbis. It
+    also writes ``field_conditions.csv`` at the root: what was drawn for every file.
+
     Parameters
     ----------
     out_dir : str or Path
         Root folder, created if needed; files of the same name are replaced.
     species : int or sequence of str, default 12
         N takes the first N of :data:`DEFAULT_SPECIES`, then ``Synthetic_Species_13``...
-    individuals : int, default 3
-        Birds per species (>= 1).
+    individuals : int, optional
+        Birds per species (>= 1); default 3 for "demo" and 12 for "field".
     recordings_per_individual : int, default 3
         Recordings per bird (>= 1).
     duration_seconds : float, default 8.0
-        Length of every recording.
-    sample_rate : int, default 32000
-        Rate of every file; mp3 needs an MPEG rate (8000-48000, e.g. 32000, 44100).
+        Length of every recording ("field": the typical length).
+    sample_rate : int, optional
+        Rate of every file (default 32000 for "demo", a mix for "field"); mp3 needs an
+        MPEG rate (8000-48000, e.g. 32000, 44100).
     seed : int, default 0
         Seeds the birds and their recordings.
-    formats : sequence of str, default ("wav",)
+    formats : sequence of str, optional
         Cycled through the files in order: "wav" (PCM_16), "flac", "ogg" (Vorbis), "mp3".
+        Default ("wav",) for "demo" and a seeded mix (see above) for "field".
+    difficulty : {"demo", "field"}, default "demo"
+        How hard the recordings are.
 
     Returns
     -------
@@ -632,37 +730,107 @@ def write_demo_dataset(
     import soundfile as sf
 
     func = "write_demo_dataset"
-    sr, seed = _rate(func, sample_rate), _int(func, "seed", seed)
+    if difficulty not in DIFFICULTIES:
+        raise _bad(func, "difficulty", f"one of {', '.join(map(repr, DIFFICULTIES))}",
+                   difficulty)
+    field = difficulty == "field"
+    sr = None if sample_rate is None else _rate(func, sample_rate)
+    seed = _int(func, "seed", seed)
     if isinstance(species, int | np.integer) and not isinstance(species, bool):
         count = _int(func, "species", species, 1)
         extra = [f"Synthetic_Species_{i + 1}" for i in range(len(DEFAULT_SPECIES), count)]
         names = (*DEFAULT_SPECIES, *extra)[:count]
     else:
         names = _names(func, species, unique=True)
-    n_ind = _int(func, "individuals", individuals, 1)
+    n_ind = _int(func, "individuals", (12 if field else 3) if individuals is None
+                 else individuals, 1)
     n_rec = _int(func, "recordings_per_individual", recordings_per_individual, 1)
     duration = _float(func, "duration_seconds", duration_seconds, positive=True)
-    ok = isinstance(formats, Sequence) and not isinstance(formats, str) and len(formats) > 0
-    exts = [str(f).lower().lstrip(".") for f in formats] if ok else []
-    if not ok or any(ext not in _FORMATS for ext in exts):
-        raise _bad(func, "formats", f"a non-empty sequence of {', '.join(_FORMATS)}", formats)
-    if "mp3" in exts and sr not in _MP3_RATES:
+    exts: list[str] = []
+    if formats is not None:
+        ok = isinstance(formats, Sequence) and not isinstance(formats, str) and len(formats) > 0
+        exts = [str(f).lower().lstrip(".") for f in formats] if ok else []
+        if not ok or any(ext not in _FORMATS for ext in exts):
+            need = f"a non-empty sequence of {', '.join(_FORMATS)}"
+            raise _bad(func, "formats", need, formats)
+    elif not field:
+        exts = ["wav"]
+    if "mp3" in exts and (sr or 32000) not in _MP3_RATES:
         raise _bad(func, "sample_rate", f"one of {_MP3_RATES} to write mp3", sample_rate)
+    if "mp3" in exts and field and sr is None:
+        raise _bad(func, "sample_rate", "set (one MPEG rate) to write mp3 in field mode",
+                   sample_rate)
 
     root = Path(out_dir)
     wi, wr = max(2, len(str(n_ind))), max(2, len(str(n_rec)))
     files, seconds = 0, 0.0
+    rows: list[dict[str, object]] = []
     for name in names:
         for i in range(n_ind):
             for r in range(n_rec):
-                ext = exts[files % len(exts)]
                 bird = seed * 100_003 + i  # another seed, other birds
-                audio = recording(
-                    name, duration_seconds=duration, sample_rate=sr, individual=bird, seed=r
-                )
-                path = root / name / f"{name}_ind{i + 1:0{wi}d}_rec{r + 1:0{wr}d}.{ext}"
+                stem = root / name / f"{name}_ind{i + 1:0{wi}d}_rec{r + 1:0{wr}d}"
+                if not field:
+                    ext = exts[files % len(exts)]
+                    rate = sr or 32000
+                    audio = recording(name, duration_seconds=duration, sample_rate=rate,
+                                      individual=bird, seed=r)
+                    fmt, subtype = _FORMATS[ext]
+                else:
+                    pick = _rng("field-file", name, bird, r)
+                    rate = sr or int(pick.choice(_field_rates()))
+                    channels = 2 if pick.random() < 0.3 else 1
+                    if exts:
+                        ext = exts[files % len(exts)]
+                        fmt, subtype = _FORMATS[ext]
+                    else:
+                        ext, subtype = _field_formats()[int(pick.integers(len(_field_formats())))]
+                        fmt = _FORMATS[ext][0]
+                    rec = field_recording(
+                        name, duration_seconds=duration * float(pick.uniform(0.6, 1.6)),
+                        sample_rate=rate, channels=channels, individual=bird, seed=r,
+                        distractor_species=[o for o in names if o != name] or ())
+                    audio = rec.audio
+                    rows.append({
+                        "path": f"{name}/{stem.name}.{ext}", "species": name,
+                        "individual": i + 1, "sample_rate": rate, "channels": channels,
+                        "format": ext, "subtype": subtype, "seconds": round(len(audio) / rate, 3),
+                        "snr_db": round(rec.snr_db, 2),
+                        "rt60_seconds": round(rec.rt60_seconds, 3),
+                        "distractors": " ".join(rec.distractors),
+                        "noise": " ".join(rec.noise_kinds),
+                        "clipped_fraction": round(rec.clipped_fraction, 4),
+                        "silence_seconds": round(rec.silence_seconds, 3)})
+                path = stem.with_name(f"{stem.name}.{ext}")
                 with atomic_path(path) as tmp:
-                    sf.write(tmp, audio, sr, format=_FORMATS[ext][0], subtype=_FORMATS[ext][1])
-                files, seconds = files + 1, seconds + len(audio) / sr
+                    sf.write(tmp, audio, rate, format=fmt, subtype=subtype)
+                files, seconds = files + 1, seconds + len(audio) / rate
+    if field:
+        _write_conditions(root / "field_conditions.csv", rows)
     logger.info("Wrote %d synthetic recordings (%.0f s) to %s", files, seconds, root)
     return DemoDatasetSummary(root, names, files, seconds)
+
+
+def _field_rates() -> tuple[int, ...]:
+    from .synth_field import FIELD_RATES
+
+    return FIELD_RATES
+
+
+def _field_formats() -> tuple[tuple[str, str], ...]:
+    from .synth_field import FIELD_FORMATS
+
+    return FIELD_FORMATS
+
+
+def _write_conditions(path: Path, rows: list[dict[str, object]]) -> None:
+    import csv
+    import io
+
+    from ._io import atomic_write_text
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["path"])
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
