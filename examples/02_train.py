@@ -40,14 +40,27 @@ OUTPUT = Path("examples-output")
 
 def fast_config() -> birdsong.TrainConfig:
     """Tiny settings: seconds per epoch on a CPU; for smoke tests, not for birds."""
-    features = birdsong.FeatureConfig(sample_rate=16000, clip_seconds=1.0, n_fft=512,
-                                      stft_hop_seconds=0.016, n_mels=48, fmax=7600.0,
-                                      image_size=64)
-    return birdsong.TrainConfig(features=features, alpha=0.35, weights=None,
-                                epochs_frozen=1, epochs_finetune=1, batch_size=16,
-                                window_hop_seconds=0.5, max_windows_per_recording=3,
-                                fine_tune_from="block_16_expand",
-                                finetune_learning_rate=1e-3)
+    features = birdsong.FeatureConfig(
+        sample_rate=16000,
+        clip_seconds=1.0,
+        n_fft=512,
+        stft_hop_seconds=0.016,
+        n_mels=48,
+        fmax=7600.0,
+        image_size=64,
+    )
+    return birdsong.TrainConfig(
+        features=features,
+        alpha=0.35,
+        weights=None,
+        epochs_frozen=1,
+        epochs_finetune=1,
+        batch_size=16,
+        window_hop_seconds=0.5,
+        max_windows_per_recording=3,
+        fine_tune_from="block_16_expand",
+        finetune_learning_rate=1e-3,
+    )
 
 
 def make_config(weights: str | None, *, fast: bool, demo_data: bool) -> birdsong.TrainConfig:
@@ -64,10 +77,12 @@ def make_config(weights: str | None, *, fast: bool, demo_data: bool) -> birdsong
 
 
 def describe(config: birdsong.TrainConfig) -> str:
-    return (f"MobileNetV2 (alpha {config.alpha}, {config.features.image_size} px, "
-            f"{config.features.clip_seconds:g} s windows, weights {config.weights or 'none'}; "
-            f"{config.epochs_frozen} frozen + {config.epochs_finetune} fine-tuning epochs "
-            "at most)")
+    return (
+        f"MobileNetV2 (alpha {config.alpha}, {config.features.image_size} px, "
+        f"{config.features.clip_seconds:g} s windows, weights {config.weights or 'none'}; "
+        f"{config.epochs_frozen} frozen + {config.epochs_finetune} fine-tuning epochs "
+        "at most)"
+    )
 
 
 def train(data_dir: Path, out: Path, args: argparse.Namespace, demo_data: bool):
@@ -80,8 +95,10 @@ def train(data_dir: Path, out: Path, args: argparse.Namespace, demo_data: bool):
         if config.weights != "imagenet":
             raise
         config = make_config("none", fast=args.fast, demo_data=demo_data)
-        print(f"\nImageNet weights are unavailable ({str(exc).splitlines()[0][:100]}...);\n"
-              f"training {describe(config)} instead: expect lower accuracy\n")
+        print(
+            f"\nImageNet weights are unavailable ({str(exc).splitlines()[0][:100]}...);\n"
+            f"training {describe(config)} instead: expect lower accuracy\n"
+        )
         return birdsong.train(data_dir, out, config=config, progress=True)
 
 
@@ -92,29 +109,43 @@ def print_result(result) -> None:
             cells = "  ".join(f"{k} {v:.3f}" for k, v in row.items() if k != "epoch")
             print(f"  {phase} epoch {row['epoch']}: {cells}")
     if result.report is None:
-        print("\nno validation recordings: every species needs at least two birds "
-              "(or recordings) for an honest split")
+        print(
+            "\nno validation recordings: every species needs at least two birds "
+            "(or recordings) for an honest split"
+        )
     else:
         rec, win = result.report["per_recording"], result.report["per_window"]
-        print(f"\nvalidation on held-out birds: per recording top-1 "
-              f"{rec['top1_accuracy']:.3f} (n={rec['n']}), macro-F1 {rec['macro_f1']:.3f}; "
-              f"per window top-1 {win['top1_accuracy']:.3f} (n={win['n']})")
+        print(
+            f"\nvalidation on held-out birds: per recording top-1 "
+            f"{rec['top1_accuracy']:.3f} (n={rec['n']}), macro-F1 {rec['macro_f1']:.3f}; "
+            f"per window top-1 {win['top1_accuracy']:.3f} (n={win['n']})"
+        )
         print(f"  {'species':28s} {'precision':>9s} {'recall':>6s} {'F1':>6s} {'n':>3s}")
         for name, m in rec["per_species"].items():
-            print(f"  {name:28s} {m['precision']:9.3f} {m['recall']:6.3f} {m['f1']:6.3f} "
-                  f"{m['support']:3d}")
+            print(
+                f"  {name:28s} {m['precision']:9.3f} {m['recall']:6.3f} {m['f1']:6.3f} "
+                f"{m['support']:3d}"
+            )
         print("  some validation recordings:")
         for r in result.report["recordings"][:6]:
             verdict = "right" if r["predicted"] == r["label"] else "wrong"
-            print(f"    {Path(r['path']).name:40s} -> {r['predicted']:24s} "
-                  f"{r['score']:.2f}  {verdict}")
+            print(
+                f"    {Path(r['path']).name:40s} -> {r['predicted']:24s} "
+                f"{r['score']:.2f}  {verdict}"
+            )
     for item in result.skipped:
         print(f"skipped {item.path}: {item.reason}", file=sys.stderr)
     run = result.run_dir
     print(f"\nrun directory {run} ({result.seconds:.0f} s):")
-    for name in ("model.tflite", "model.keras", "config.json", "labels.txt",
-                 "learning_curves.png", "report/report.md",
-                 "report/confusion_matrix_per_recording.png"):
+    for name in (
+        "model.tflite",
+        "model.keras",
+        "config.json",
+        "labels.txt",
+        "learning_curves.png",
+        "report/report.md",
+        "report/confusion_matrix_per_recording.png",
+    ):
         if (run / name).exists():
             print(f"  {run / name}")
     print(f"\nnext: python examples/03_predict.py --model {result.tflite_path}")
@@ -122,26 +153,42 @@ def print_result(result) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("data_dir", metavar="DATA_DIR", nargs="?",
-                        help="folder with one sub-folder of recordings per species "
-                             "(default: generate demo data)")
-    parser.add_argument("--out", metavar="RUN_DIR",
-                        help="new run directory (default: examples-output/runs/<time>)")
-    parser.add_argument("--weights", default=None,
-                        help="'imagenet' (default), 'none', or a MobileNetV2 weights file")
+    parser.add_argument(
+        "data_dir",
+        metavar="DATA_DIR",
+        nargs="?",
+        help="folder with one sub-folder of recordings per species (default: generate demo data)",
+    )
+    parser.add_argument(
+        "--out", metavar="RUN_DIR", help="new run directory (default: examples-output/runs/<time>)"
+    )
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="'imagenet' (default), 'none', or a MobileNetV2 weights file",
+    )
     parser.add_argument("--fast", action="store_true", help="tiny settings for a smoke test")
     args = parser.parse_args(argv)
 
     demo_data = args.data_dir is None
     if demo_data:
         data_dir = OUTPUT / ("demo-data-fast" if args.fast else "demo-data")
-        demo = (dict(species=3, individuals=3, recordings_per_individual=1,
-                     duration_seconds=3.0, sample_rate=16000) if args.fast else
-                dict(species=12, individuals=3, recordings_per_individual=3,
-                     duration_seconds=8.0))
+        demo = (
+            dict(
+                species=3,
+                individuals=3,
+                recordings_per_individual=1,
+                duration_seconds=3.0,
+                sample_rate=16000,
+            )
+            if args.fast
+            else dict(species=12, individuals=3, recordings_per_individual=3, duration_seconds=8.0)
+        )
         summary = synth.write_demo_dataset(data_dir, **demo)
-        print(f"wrote demo data: {summary.files} recordings of {len(summary.species)} "
-              f"species to {data_dir}")
+        print(
+            f"wrote demo data: {summary.files} recordings of {len(summary.species)} "
+            f"species to {data_dir}"
+        )
     else:
         data_dir = Path(args.data_dir)
     out = Path(args.out or OUTPUT / "runs" / time.strftime("%Y%m%d-%H%M%S"))

@@ -57,8 +57,13 @@ def synthesise_clips(clf: birdsong.Classifier, *, fast: bool) -> list[Path]:
     seconds = max(3.0 if fast else 6.0, 2 * clf.clip_seconds)
     paths = []
     for i, name in enumerate(species):
-        clip = synth.recording(name, duration_seconds=seconds, sample_rate=clf.sample_rate,
-                               individual=100 + i, seed=1000 + i)
+        clip = synth.recording(
+            name,
+            duration_seconds=seconds,
+            sample_rate=clf.sample_rate,
+            individual=100 + i,
+            seed=1000 + i,
+        )
         path = folder / name / f"{name}_new.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(path, clip, clf.sample_rate, subtype="PCM_16")
@@ -69,10 +74,17 @@ def synthesise_clips(clf: birdsong.Classifier, *, fast: bool) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("clips", metavar="CLIP", nargs="*",
-                        help="audio files or folders (default: synthesise new clips)")
-    parser.add_argument("--model", help="a .tflite or a run directory (default: "
-                        "$BIRDSONG_MODEL, else the latest trained model)")
+    parser.add_argument(
+        "clips",
+        metavar="CLIP",
+        nargs="*",
+        help="audio files or folders (default: synthesise new clips)",
+    )
+    parser.add_argument(
+        "--model",
+        help="a .tflite or a run directory (default: "
+        "$BIRDSONG_MODEL, else the latest trained model)",
+    )
     parser.add_argument("--top-k", type=int, default=3, help="runners-up to show")
     parser.add_argument("--fast", action="store_true", help="fewer, shorter clips")
     args = parser.parse_args(argv)

@@ -38,13 +38,16 @@ OUTPUT = Path("examples-output")
 def synthesise(clf: birdsong.Classifier, *, fast: bool) -> tuple[Path, list]:
     species = list(clf.labels[:3])
     seconds = 20.0 if fast else 60.0
-    signal, events = synth.long_recording(species=species, duration_seconds=seconds,
-                                          sample_rate=clf.sample_rate, seed=7)
+    signal, events = synth.long_recording(
+        species=species, duration_seconds=seconds, sample_rate=clf.sample_rate, seed=7
+    )
     path = OUTPUT / "long_recording.wav"
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, signal, clf.sample_rate, subtype="PCM_16")
-    print(f"no recording given: wrote {path} ({seconds:g} s, {len(events)} songs of "
-          f"{', '.join(species)})")
+    print(
+        f"no recording given: wrote {path} ({seconds:g} s, {len(events)} songs of "
+        f"{', '.join(species)})"
+    )
     return path, events
 
 
@@ -64,27 +67,44 @@ def print_against_truth(detections: list, events: list) -> None:
         used.update(id(d) for d in hits)
         ok = any(d.label == e.species for d in hits)
         found += ok
-        seen = ", ".join(f"{d.label} {span(d.start, d.end)} ({d.score:.2f})"
-                         for d in hits) or "none"
-        print(f"  {span(e.start, e.end):>14s} {e.species:26s} {seen}"
-              f"{'' if ok else '  <- missed'}")
+        seen = (
+            ", ".join(f"{d.label} {span(d.start, d.end)} ({d.score:.2f})" for d in hits) or "none"
+        )
+        print(f"  {span(e.start, e.end):>14s} {e.species:26s} {seen}{'' if ok else '  <- missed'}")
     extra = [d for d in detections if id(d) not in used]
-    print(f"\nsongs found (right species at the right time): {found}/{len(events)}; "
-          f"detections away from any song: {len(extra)}")
+    print(
+        f"\nsongs found (right species at the right time): {found}/{len(events)}; "
+        f"detections away from any song: {len(extra)}"
+    )
     for d in extra:
         print(f"  {span(d.start, d.end):>14s} {d.label:26s} {d.score:.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("recording", metavar="RECORDING", nargs="?",
-                        help="an audio file (default: synthesise one with known songs)")
-    parser.add_argument("--model", help="a .tflite or a run directory (default: "
-                        "$BIRDSONG_MODEL, else the latest trained model)")
-    parser.add_argument("--overlap", type=float, default=None,
-                        help="seconds shared by consecutive windows (default: 2/3 window)")
-    parser.add_argument("--min-score", type=float, default=0.5,
-                        help="score a window needs to count as a detection (default: 0.5)")
+    parser.add_argument(
+        "recording",
+        metavar="RECORDING",
+        nargs="?",
+        help="an audio file (default: synthesise one with known songs)",
+    )
+    parser.add_argument(
+        "--model",
+        help="a .tflite or a run directory (default: "
+        "$BIRDSONG_MODEL, else the latest trained model)",
+    )
+    parser.add_argument(
+        "--overlap",
+        type=float,
+        default=None,
+        help="seconds shared by consecutive windows (default: 2/3 window)",
+    )
+    parser.add_argument(
+        "--min-score",
+        type=float,
+        default=0.5,
+        help="score a window needs to count as a detection (default: 0.5)",
+    )
     parser.add_argument("--fast", action="store_true", help="a shorter synthetic recording")
     args = parser.parse_args(argv)
 
@@ -95,15 +115,18 @@ def main(argv: list[str] | None = None) -> int:
         path, events = synthesise(clf, fast=args.fast)
     else:
         path, events = Path(args.recording), None
-    overlap = (round(clf.clip_seconds * 2 / 3, 3) if args.overlap is None
-               else args.overlap)
+    overlap = round(clf.clip_seconds * 2 / 3, 3) if args.overlap is None else args.overlap
 
     pred = clf.predict(path, overlap=overlap, min_score=args.min_score)
     hop = clf.clip_seconds - overlap
-    print(f"{path}: {pred.duration:.1f} s in {len(pred.windows)} windows of "
-          f"{clf.clip_seconds:g} s, one every {hop:g} s")
-    print(f"whole recording: mostly {pred.label} ({pred.score:.2f}); "
-          f"{len(pred.detections)} detection(s) with score >= {args.min_score:g}")
+    print(
+        f"{path}: {pred.duration:.1f} s in {len(pred.windows)} windows of "
+        f"{clf.clip_seconds:g} s, one every {hop:g} s"
+    )
+    print(
+        f"whole recording: mostly {pred.label} ({pred.score:.2f}); "
+        f"{len(pred.detections)} detection(s) with score >= {args.min_score:g}"
+    )
     if events is not None:
         print_against_truth(pred.detections, events)
     else:

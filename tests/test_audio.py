@@ -18,10 +18,19 @@ def _tone(seconds=1.0, sr=44100, freq=1000.0, channels=1, amp=0.5):
     return np.stack([x] * channels, axis=1) if channels > 1 else x
 
 
-@pytest.mark.parametrize("ext,subtype", [
-    ("wav", "PCM_16"), ("wav", "PCM_24"), ("wav", "PCM_32"), ("wav", "FLOAT"),
-    ("wav", "PCM_U8"), ("flac", "PCM_16"), ("ogg", "VORBIS"), ("mp3", "MPEG_LAYER_III"),
-])
+@pytest.mark.parametrize(
+    "ext,subtype",
+    [
+        ("wav", "PCM_16"),
+        ("wav", "PCM_24"),
+        ("wav", "PCM_32"),
+        ("wav", "FLOAT"),
+        ("wav", "PCM_U8"),
+        ("flac", "PCM_16"),
+        ("ogg", "VORBIS"),
+        ("mp3", "MPEG_LAYER_III"),
+    ],
+)
 def test_decodes_formats_and_bit_depths(tmp_path, ext, subtype):
     path = tmp_path / f"clip.{ext}"
     sf.write(path, _tone(1.0, 44100), 44100, subtype=subtype)
@@ -65,10 +74,13 @@ def test_missing_file_is_file_not_found(tmp_path):
         load_audio(tmp_path / "nope.wav")
 
 
-@pytest.mark.parametrize("content,reason", [
-    (b"", "cannot decode"),
-    (b"not audio at all" * 10, "cannot decode"),
-])
+@pytest.mark.parametrize(
+    "content,reason",
+    [
+        (b"", "cannot decode"),
+        (b"not audio at all" * 10, "cannot decode"),
+    ],
+)
 def test_undecodable_files_name_the_file(tmp_path, content, reason):
     path = tmp_path / "bad.wav"
     path.write_bytes(content)
@@ -119,8 +131,15 @@ def test_stream_windows_equals_frame_in_bounded_blocks(tmp_path):
     sf.write(tmp_path / "long.wav", x, 22050, subtype="FLOAT")
     full, _ = load_audio(tmp_path / "long.wav", sample_rate=16000)
     ref, starts = frame(full, sample_rate=16000, clip_seconds=2.0, hop_seconds=0.75)
-    got = list(stream_windows(tmp_path / "long.wav", sample_rate=16000, clip_seconds=2.0,
-                              hop_seconds=0.75, block_seconds=0.4))
+    got = list(
+        stream_windows(
+            tmp_path / "long.wav",
+            sample_rate=16000,
+            clip_seconds=2.0,
+            hop_seconds=0.75,
+            block_seconds=0.4,
+        )
+    )
     assert [w.start for w in got] == pytest.approx(starts.tolist())
     assert np.abs(np.stack([w.samples for w in got]) - ref).max() < 1e-4
     assert got[-1].end == pytest.approx(7.3, abs=1e-3)

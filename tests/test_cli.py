@@ -19,16 +19,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _run(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
 
 def test_import_and_help_do_not_import_tensorflow():
-    out = _run("import sys, birdsong, birdsong.cli\n"
-               "from birdsong.cli import main\n"
-               "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-               "print('HEAVY', [m for m in ('tensorflow', 'keras', 'librosa', 'matplotlib')"
-               " if m in sys.modules])")
+    out = _run(
+        "import sys, birdsong, birdsong.cli\n"
+        "from birdsong.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY', [m for m in ('tensorflow', 'keras', 'librosa', 'matplotlib')"
+        " if m in sys.modules])"
+    )
     assert out.returncode == 0, out.stderr
     assert "predict" in out.stdout and "train" in out.stdout
     assert out.stdout.strip().splitlines()[-1] == "HEAVY []"
@@ -41,14 +42,40 @@ def test_console_script_is_installed():
 
 
 def test_demo_data_and_spectrograms(tmp_path, capsys):
-    assert main(["demo-data", str(tmp_path / "data"), "--species", "2", "--individuals", "1",
-                 "--recordings", "2", "--seconds", "4"]) == 0
+    assert (
+        main(
+            [
+                "demo-data",
+                str(tmp_path / "data"),
+                "--species",
+                "2",
+                "--individuals",
+                "1",
+                "--recordings",
+                "2",
+                "--seconds",
+                "4",
+            ]
+        )
+        == 0
+    )
     files = sorted((tmp_path / "data").rglob("*.wav"))
     assert len(files) == 4
     (tmp_path / "data" / "Arctic_Warbler" / "broken.wav").write_bytes(b"garbage")
     capsys.readouterr()
-    assert main(["spectrograms", str(tmp_path / "data"), str(tmp_path / "png"), "-q",
-                 "--image-size", "64"]) == 0
+    assert (
+        main(
+            [
+                "spectrograms",
+                str(tmp_path / "data"),
+                str(tmp_path / "png"),
+                "-q",
+                "--image-size",
+                "64",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr()
     pngs = sorted((tmp_path / "png").rglob("*.png"))
     assert len(pngs) == 4 * 2  # two 3-s windows per 4-s recording
@@ -58,14 +85,12 @@ def test_demo_data_and_spectrograms(tmp_path, capsys):
 
     img = Image.open(pngs[0])
     assert img.size == (64, 64) and img.mode == "L"  # a true 8-bit grey PNG
-    assert main(["spectrogram", str(files[0]), "-o", str(tmp_path / "one.png"),
-                 "--windows"]) == 0
+    assert main(["spectrogram", str(files[0]), "-o", str(tmp_path / "one.png"), "--windows"]) == 0
     assert (tmp_path / "one.png").stat().st_size > 10_000
 
 
 def test_bad_input_gives_clear_error_not_traceback(tmp_path, capsys):
-    assert main(["spectrogram", str(tmp_path / "missing.wav"), "-o",
-                 str(tmp_path / "x.png")]) == 2
+    assert main(["spectrogram", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
     assert "missing.wav" in err and "Traceback" not in err
     assert main(["predict", str(tmp_path), "--shard", "4/4", "--model", "m.tflite"]) == 2
@@ -95,24 +120,47 @@ def test_predict_formats_and_shards(trained_run, clips, tmp_path, capsys):
     assert all(set(r) >= {"path", "label", "score", "top_k", "detections"} for r in rows)
 
     out = tmp_path / "out.csv"
-    assert main(["predict", str(folder), "--model", model, "--format", "csv", "-o", str(out),
-                 "-q"]) == 0
+    assert (
+        main(["predict", str(folder), "--model", model, "--format", "csv", "-o", str(out), "-q"])
+        == 0
+    )
     with open(out, newline="") as fh:
         table = list(csv.DictReader(fh))
     assert len(table) == 5 and table[0]["label"] in trained_run.labels
 
     shards = []
     for i in range(3):
-        assert main(["predict", str(folder), "--model", model, "--format", "json",
-                     "--shard", f"{i}/3", "-q"]) == 0
+        assert (
+            main(
+                [
+                    "predict",
+                    str(folder),
+                    "--model",
+                    model,
+                    "--format",
+                    "json",
+                    "--shard",
+                    f"{i}/3",
+                    "-q",
+                ]
+            )
+            == 0
+        )
         shards += [json.loads(x)["path"] for x in capsys.readouterr().out.splitlines()]
     assert sorted(shards) == sorted(str(p) for p in paths) and len(set(shards)) == 5
 
-    assert main(["predict", str(paths[0]), "--model", model, "--format", "raven",
-                 "--min-score", "0"]) == 0
+    assert (
+        main(["predict", str(paths[0]), "--model", model, "--format", "raven", "--min-score", "0"])
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split("\t")[:5] == ["Selection", "View", "Channel", "Begin File",
-                                        "Begin Time (s)"]
+    assert lines[0].split("\t")[:5] == [
+        "Selection",
+        "View",
+        "Channel",
+        "Begin File",
+        "Begin Time (s)",
+    ]
     assert len(lines) >= 2 and lines[1].split("\t")[0] == "1"
 
     assert main(["predict", str(paths[0]), "--model", model]) == 0
@@ -130,12 +178,27 @@ def test_info_and_evaluate_json(trained_run, capsys):
 
 
 def _cli(*args, env=None, **kwargs):
-    return subprocess.run([sys.executable, "-m", "birdsong.cli", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=900, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "birdsong.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        **kwargs,
+    )
 
 
-CHATTER = ("cuda", "cuInit", "oneDNN", "XNNPACK", "absl", "I0000", "W0000",
-           "use_unbounded_threadpool", "TensorFlow Lite")
+CHATTER = (
+    "cuda",
+    "cuInit",
+    "oneDNN",
+    "XNNPACK",
+    "absl",
+    "I0000",
+    "W0000",
+    "use_unbounded_threadpool",
+    "TensorFlow Lite",
+)
 
 
 def test_train_from_the_command_line_on_a_fresh_home(tmp_path):
@@ -149,10 +212,31 @@ def test_train_from_the_command_line_on_a_fresh_home(tmp_path):
     env = dict(os.environ, HOME=str(tmp_path / "home"), PYTHONPATH=str(REPO / "src"))
     env.pop("BIRDSONG_CACHE_DIR", None)
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
-    out = _cli("train", data, "-o", run, "--weights", "none", "--alpha", "0.35",
-               "--image-size", "32", "--clip-seconds", "1", "--sample-rate", "16000",
-               "--epochs-frozen", "1", "--epochs-finetune", "1", "--batch-size", "8",
-               "--seed", "3", env=env)
+    out = _cli(
+        "train",
+        data,
+        "-o",
+        run,
+        "--weights",
+        "none",
+        "--alpha",
+        "0.35",
+        "--image-size",
+        "32",
+        "--clip-seconds",
+        "1",
+        "--sample-rate",
+        "16000",
+        "--epochs-frozen",
+        "1",
+        "--epochs-finetune",
+        "1",
+        "--batch-size",
+        "8",
+        "--seed",
+        "3",
+        env=env,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert not [w for w in CHATTER if w in out.stderr], out.stderr
     assert "data: 3 species" in out.stderr
@@ -169,8 +253,7 @@ def test_train_from_the_command_line_on_a_fresh_home(tmp_path):
     assert "high" in info.stdout and "16000 Hz" in info.stdout and "windows:" in info.stdout
     assert not [w for w in CHATTER if w in info.stderr], info.stderr
 
-    exported = _cli("export", run, "-o", tmp_path / "b16.tflite", "--quantize", "float16",
-                    env=env)
+    exported = _cli("export", run, "-o", tmp_path / "b16.tflite", "--quantize", "float16", env=env)
     assert exported.returncode == 0, exported.stderr
     assert "top-1 agreement with float32" in exported.stdout
     assert "ms per window" in exported.stdout
@@ -193,11 +276,36 @@ def test_ctrl_c_says_how_to_continue(tmp_path):
     run = tmp_path / "run"
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "birdsong.cli", "train", str(data), "-o", str(run),
-         "--weights", "none", "--alpha", "0.35", "--image-size", "32", "--clip-seconds", "1",
-         "--sample-rate", "16000", "--epochs-frozen", "200", "--patience", "200",
-         "--epochs-finetune", "1"], stderr=subprocess.PIPE, stdout=subprocess.PIPE,
-        text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "birdsong.cli",
+            "train",
+            str(data),
+            "-o",
+            str(run),
+            "--weights",
+            "none",
+            "--alpha",
+            "0.35",
+            "--image-size",
+            "32",
+            "--clip-seconds",
+            "1",
+            "--sample-rate",
+            "16000",
+            "--epochs-frozen",
+            "200",
+            "--patience",
+            "200",
+            "--epochs-finetune",
+            "1",
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     seen = ""
     deadline = time.monotonic() + 600
     while "epoch 2/200" not in seen and time.monotonic() < deadline:

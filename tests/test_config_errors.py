@@ -27,14 +27,17 @@ def test_error_hierarchy_catches_as_builtins():
     assert issubclass(errors.DatasetError, errors.BirdsongError)
 
 
-@pytest.mark.parametrize("field,value,needle", [
-    ("fmax", 20000.0, "The 'fmax' parameter of FeatureConfig must be <= sample_rate/2"),
-    ("sample_rate", 0, "'sample_rate'"),
-    ("n_fft", 1000, "power of two"),
-    ("clip_seconds", -1.0, "'clip_seconds'"),
-    ("fmin", float("nan"), "'fmin'"),
-    ("image_size", 8, "'image_size'"),
-])
+@pytest.mark.parametrize(
+    "field,value,needle",
+    [
+        ("fmax", 20000.0, "The 'fmax' parameter of FeatureConfig must be <= sample_rate/2"),
+        ("sample_rate", 0, "'sample_rate'"),
+        ("n_fft", 1000, "power of two"),
+        ("clip_seconds", -1.0, "'clip_seconds'"),
+        ("fmin", float("nan"), "'fmin'"),
+        ("image_size", 8, "'image_size'"),
+    ],
+)
 def test_feature_config_names_parameter_and_value(field, value, needle):
     with pytest.raises(errors.InvalidParameterError) as err:
         FeatureConfig(**{field: value})
@@ -51,8 +54,12 @@ def test_configs_are_frozen_and_keyword_only():
 
 
 def test_json_round_trip(tmp_path):
-    c = TrainConfig(features=FeatureConfig(image_size=96, clip_seconds=2.5),
-                    augment=AugmentConfig(mixup_alpha=0.2), alpha=0.35, weights=None)
+    c = TrainConfig(
+        features=FeatureConfig(image_size=96, clip_seconds=2.5),
+        augment=AugmentConfig(mixup_alpha=0.2),
+        alpha=0.35,
+        weights=None,
+    )
     path = save_config(c, tmp_path / "config.json")
     assert load_config(TrainConfig, path) == c
     assert json.loads(path.read_text())["features"]["image_size"] == 96

@@ -67,8 +67,9 @@ def test_split_csv(tmp_path):
     root = write_tone_dataset(tmp_path / "d", individuals=1, recordings=2)
     idx = index_dataset(root)
     csv_path = tmp_path / "split.csv"
-    csv_path.write_text("path,split\nhigh/high_ind01_rec01.wav,train\n"
-                        "high/high_ind01_rec02.wav,test\n")
+    csv_path.write_text(
+        "path,split\nhigh/high_ind01_rec01.wav,train\nhigh/high_ind01_rec02.wav,test\n"
+    )
     parts = split_from_csv(idx, csv_path)
     assert [r.path.name for r in parts["test"].recordings] == ["high_ind01_rec02.wav"]
     csv_path.write_text("path,split\nhigh/nope.wav,train\n")

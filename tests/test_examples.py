@@ -19,13 +19,20 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-def _run(script: str, *args: str, cwd: Path, env: dict[str, str],
-         timeout: float = 300) -> str:
-    proc = subprocess.run([sys.executable, str(EXAMPLES / script), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, (f"{script} {' '.join(args)} exited {proc.returncode}\n"
-                                  f"--- stdout\n{proc.stdout[-4000:]}\n"
-                                  f"--- stderr\n{proc.stderr[-4000:]}")
+def _run(script: str, *args: str, cwd: Path, env: dict[str, str], timeout: float = 300) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, (
+        f"{script} {' '.join(args)} exited {proc.returncode}\n"
+        f"--- stdout\n{proc.stdout[-4000:]}\n"
+        f"--- stderr\n{proc.stderr[-4000:]}"
+    )
     return proc.stdout
 
 
@@ -35,16 +42,20 @@ def _without_tensorflow(tmp_path: Path, env: dict[str, str]) -> dict[str, str]:
     for name in ("tensorflow", "keras"):
         (blocker / name).mkdir(parents=True, exist_ok=True)
         (blocker / name / "__init__.py").write_text(
-            f"raise ImportError('{name} is blocked: the inference examples must not "
-            "import it')\n")
+            f"raise ImportError('{name} is blocked: the inference examples must not import it')\n"
+        )
     path = os.pathsep.join(p for p in (str(blocker), env.get("PYTHONPATH")) if p)
     return {**env, "PYTHONPATH": path}
 
 
 @pytest.mark.slow
 def test_examples_run_chained_on_demo_data(tmp_path: Path) -> None:
-    env = {**os.environ, "BIRDSONG_CACHE_DIR": str(tmp_path / "cache"),
-           "TF_CPP_MIN_LOG_LEVEL": "3", "MPLBACKEND": "Agg"}
+    env = {
+        **os.environ,
+        "BIRDSONG_CACHE_DIR": str(tmp_path / "cache"),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "MPLBACKEND": "Agg",
+    }
     env.pop("BIRDSONG_MODEL", None)
     out = tmp_path / "examples-output"
 
@@ -58,8 +69,14 @@ def test_examples_run_chained_on_demo_data(tmp_path: Path) -> None:
     assert "64x64x3 image" in text
 
     # 03 before any model exists: a message saying what to do, not a traceback
-    proc = subprocess.run([sys.executable, str(EXAMPLES / "03_predict.py"), "--fast"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / "03_predict.py"), "--fast"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1
     assert "error: No model given and none found" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -67,8 +84,7 @@ def test_examples_run_chained_on_demo_data(tmp_path: Path) -> None:
     # 02: a run directory with an exported model and an evaluation on held-out birds
     text = _run("02_train.py", "--fast", "--out", "runs/fast", cwd=tmp_path, env=env)
     run = tmp_path / "runs" / "fast"
-    for name in ("model.tflite", "model.keras", "config.json", "labels.txt",
-                 "report/report.md"):
+    for name in ("model.tflite", "model.keras", "config.json", "labels.txt", "report/report.md"):
         assert (run / name).is_file(), name
     assert "validation on held-out birds: per recording top-1" in text
     assert "phase2 epoch 1" in text
@@ -85,21 +101,40 @@ def test_examples_run_chained_on_demo_data(tmp_path: Path) -> None:
     # ... and a user's clips and folders, with the model found as birdsong.predict finds
     # it (the run 02 just trained, recorded in the private cache)
     clip = next((out / "demo-data-fast" / labels[0]).glob("*.wav"))
-    text = _run("03_predict.py", str(clip), str(out / "demo-data-fast" / labels[1]),
-                cwd=tmp_path, env=light)
+    text = _run(
+        "03_predict.py", str(clip), str(out / "demo-data-fast" / labels[1]), cwd=tmp_path, env=light
+    )
     assert f"model: {run.resolve() / 'model.tflite'}" in text
     assert sum(" -> " in line for line in text.splitlines()) == 4
     assert "/4 right" in text
 
     # 04: a synthetic long recording; every true song printed beside the detections
-    text = _run("04_long_recording.py", "--fast", "--model", model, "--min-score", "0",
-                cwd=tmp_path, env=light)
+    text = _run(
+        "04_long_recording.py",
+        "--fast",
+        "--model",
+        model,
+        "--min-score",
+        "0",
+        cwd=tmp_path,
+        env=light,
+    )
     assert (out / "long_recording.wav").is_file()
     assert "true song" in text and "songs found" in text
     assert "detection(s) with score >= 0" in text
     assert re.search(r"; [1-9]\d* detection\(s\)", text), text  # min-score 0: all windows
     # ... and a given recording: the detections listed with their times
-    text = _run("04_long_recording.py", str(out / "long_recording.wav"), "--model", model,
-                "--min-score", "0", "--overlap", "0.5", cwd=tmp_path, env=light)
+    text = _run(
+        "04_long_recording.py",
+        str(out / "long_recording.wav"),
+        "--model",
+        model,
+        "--min-score",
+        "0",
+        "--overlap",
+        "0.5",
+        cwd=tmp_path,
+        env=light,
+    )
     assert "20.0 s in 39 windows of 1 s, one every 0.5 s" in text
     assert "-20.0 s" in text

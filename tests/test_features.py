@@ -20,23 +20,59 @@ def _noise(n, seed=0, amp=0.1):
 
 def test_filterbank_equals_librosa():
     c = FeatureConfig()
-    ours = mel_filterbank(sample_rate=c.sample_rate, n_fft=c.n_fft, n_mels=c.n_mels,
-                          fmin=c.fmin, fmax=c.fmax)
-    ref = librosa.filters.mel(sr=c.sample_rate, n_fft=c.n_fft, n_mels=c.n_mels, fmin=c.fmin,
-                              fmax=c.fmax, htk=False, norm=None).T
+    ours = mel_filterbank(
+        sample_rate=c.sample_rate, n_fft=c.n_fft, n_mels=c.n_mels, fmin=c.fmin, fmax=c.fmax
+    )
+    ref = librosa.filters.mel(
+        sr=c.sample_rate,
+        n_fft=c.n_fft,
+        n_mels=c.n_mels,
+        fmin=c.fmin,
+        fmax=c.fmax,
+        htk=False,
+        norm=None,
+    ).T
     np.testing.assert_allclose(ours, ref, atol=1e-6)
 
 
-OTHER = FeatureConfig(sample_rate=22050, clip_seconds=2.0, n_fft=512, stft_hop_seconds=0.01,
-                      n_mels=64, fmin=100.0, fmax=11000.0, image_size=96)
+OTHER = FeatureConfig(
+    sample_rate=22050,
+    clip_seconds=2.0,
+    n_fft=512,
+    stft_hop_seconds=0.01,
+    n_mels=64,
+    fmin=100.0,
+    fmax=11000.0,
+    image_size=96,
+)
 # Frame layouts the block framing must get right: blocks past the window's end (padded),
 # a hop longer than a frame (one block per frame), a hop that divides n_fft.
-PADDED = FeatureConfig(sample_rate=16000, clip_seconds=1.0, n_fft=512, stft_hop_seconds=0.0315,
-                       n_mels=48, fmax=7600.0, image_size=32)
-LONG_HOP = FeatureConfig(sample_rate=16000, clip_seconds=1.0, n_fft=256, stft_hop_seconds=0.04,
-                         n_mels=32, fmax=8000.0, image_size=32)
-EVEN_HOP = FeatureConfig(sample_rate=16000, clip_seconds=1.0, n_fft=2048,
-                         stft_hop_seconds=0.016, n_mels=64, image_size=48)
+PADDED = FeatureConfig(
+    sample_rate=16000,
+    clip_seconds=1.0,
+    n_fft=512,
+    stft_hop_seconds=0.0315,
+    n_mels=48,
+    fmax=7600.0,
+    image_size=32,
+)
+LONG_HOP = FeatureConfig(
+    sample_rate=16000,
+    clip_seconds=1.0,
+    n_fft=256,
+    stft_hop_seconds=0.04,
+    n_mels=32,
+    fmax=8000.0,
+    image_size=32,
+)
+EVEN_HOP = FeatureConfig(
+    sample_rate=16000,
+    clip_seconds=1.0,
+    n_fft=2048,
+    stft_hop_seconds=0.016,
+    n_mels=64,
+    image_size=48,
+)
 
 
 @pytest.mark.parametrize("spectrum", ["matmul", "rfft"])
@@ -45,11 +81,20 @@ def test_mel_power_agrees_with_librosa(config, spectrum):
     """Tolerance: relative 1e-4 of each window's peak (float32 FFTs on both sides)."""
     x = _noise(config.num_samples)
     layer = MelSpectrogram(config, spectrum=spectrum)
-    ours = np.asarray(layer.power_mel(x[None]))[0] / layer._scale ** 2
+    ours = np.asarray(layer.power_mel(x[None]))[0] / layer._scale**2
     ref = librosa.feature.melspectrogram(
-        y=x, sr=config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length,
-        center=False, power=2.0, n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax,
-        htk=False, norm=None).T
+        y=x,
+        sr=config.sample_rate,
+        n_fft=config.n_fft,
+        hop_length=config.hop_length,
+        center=False,
+        power=2.0,
+        n_mels=config.n_mels,
+        fmin=config.fmin,
+        fmax=config.fmax,
+        htk=False,
+        norm=None,
+    ).T
     assert ours.shape == ref.shape == (config.num_frames, config.n_mels)
     assert np.abs(ours - ref).max() <= 1e-4 * ref.max()
 
@@ -128,9 +173,14 @@ def test_matmul_spectrum_equals_rfft_spectrum(config):
     fast = MelSpectrogram(config)
     old = MelSpectrogram(config, spectrum="rfft")
     t = np.arange(config.num_samples) / config.sample_rate
-    x = np.stack([_noise(config.num_samples, 0, 0.1), _noise(config.num_samples, 1, 1e-3),
-                  (0.9 * np.sin(2 * np.pi * 2000 * t)).astype(np.float32),
-                  np.zeros(config.num_samples, np.float32)])
+    x = np.stack(
+        [
+            _noise(config.num_samples, 0, 0.1),
+            _noise(config.num_samples, 1, 1e-3),
+            (0.9 * np.sin(2 * np.pi * 2000 * t)).astype(np.float32),
+            np.zeros(config.num_samples, np.float32),
+        ]
+    )
     np.testing.assert_array_equal(np.asarray(fast.frames(x)), np.asarray(old.frames(x)))
     p_fast, p_old = np.asarray(fast.power_mel(x)), np.asarray(old.power_mel(x))
     assert p_fast.shape == p_old.shape == (4, config.num_frames, config.n_mels)
@@ -175,16 +225,19 @@ def test_models_saved_before_the_fast_frontend_still_load(tmp_path):
     keras = pytest.importorskip("keras")
     from birdsong.model import load_keras_model
 
-    c = FeatureConfig(sample_rate=16000, clip_seconds=1.0, n_fft=512, n_mels=32,
-                      fmax=7600.0, image_size=32)
+    c = FeatureConfig(
+        sample_rate=16000, clip_seconds=1.0, n_fft=512, n_mels=32, fmax=7600.0, image_size=32
+    )
     inp = keras.Input((c.num_samples,))
     x = MelSpectrogram(c, spectrum="rfft", channels=3, name="frontend")(inp)
     x = keras.layers.Conv2D(4, 3, name="conv")(x)
     out = keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(x))
     model = keras.Model(inp, out)
     model.save(tmp_path / "new.keras")
-    with zipfile.ZipFile(tmp_path / "new.keras") as src, \
-            zipfile.ZipFile(tmp_path / "old.keras", "w") as dst:
+    with (
+        zipfile.ZipFile(tmp_path / "new.keras") as src,
+        zipfile.ZipFile(tmp_path / "old.keras", "w") as dst,
+    ):
         for item in src.infolist():
             data = src.read(item.filename)
             if item.filename == "config.json":
@@ -203,8 +256,9 @@ def test_models_saved_before_the_fast_frontend_still_load(tmp_path):
 
 
 def test_spec_augment_masks_only_in_training():
-    layer = SpecAugment(freq_masks=2, freq_mask_fraction=0.2, time_masks=2,
-                        time_mask_fraction=0.2, seed=3)
+    layer = SpecAugment(
+        freq_masks=2, freq_mask_fraction=0.2, time_masks=2, time_mask_fraction=0.2, seed=3
+    )
     x = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
     np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
     y = np.asarray(layer(x, training=True))

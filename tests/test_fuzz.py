@@ -36,14 +36,17 @@ pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableException
 
 _EXPLORE = os.environ.get("BIRDSONG_FUZZ") == "explore"
 settings.register_profile(
-    "birdsong-fuzz", deadline=None, database=None, derandomize=not _EXPLORE,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    "birdsong-fuzz",
+    deadline=None,
+    database=None,
+    derandomize=not _EXPLORE,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def fuzz(n: int):
     """``n`` examples (x10 when exploring), no deadline, no database."""
-    return settings(settings.get_profile("birdsong-fuzz"),
-                    max_examples=n * (10 if _EXPLORE else 1))
+    return settings(settings.get_profile("birdsong-fuzz"), max_examples=n * (10 if _EXPLORE else 1))
 
 
 HANG_SECONDS = 300
@@ -76,6 +79,7 @@ def scratch(tmp_path_factory):
 
 # ------------------------------------------------------------------ the audio loader
 
+
 def _seed_files() -> dict[str, bytes]:
     """Small valid files of each container, to mutate."""
     t = np.arange(int(0.3 * SR)) / SR
@@ -83,9 +87,12 @@ def _seed_files() -> dict[str, bytes]:
     stereo = np.stack([x, -x], axis=1)
     out = {}
     for name, data, fmt, subtype in [
-        ("pcm16.wav", x, "WAV", "PCM_16"), ("float.wav", x, "WAV", "FLOAT"),
-        ("u8.wav", stereo, "WAV", "PCM_U8"), ("s.flac", stereo, "FLAC", "PCM_16"),
-        ("s.ogg", x, "OGG", "VORBIS"), ("s.mp3", x, "MP3", "MPEG_LAYER_III"),
+        ("pcm16.wav", x, "WAV", "PCM_16"),
+        ("float.wav", x, "WAV", "FLOAT"),
+        ("u8.wav", stereo, "WAV", "PCM_U8"),
+        ("s.flac", stereo, "FLAC", "PCM_16"),
+        ("s.ogg", x, "OGG", "VORBIS"),
+        ("s.mp3", x, "MP3", "MPEG_LAYER_III"),
         ("s.aiff", x, "AIFF", "PCM_24"),
     ]:
         buf = io.BytesIO()
@@ -159,16 +166,23 @@ def wav_headers(draw):
     and an arbitrary payload: absurd rates, thousands of channels, lying sizes."""
     fmt_tag = draw(st.sampled_from([1, 3, 6, 7, 0xFFFE, 0, 2, 0x55]))
     channels = draw(st.one_of(st.integers(0, 8), st.integers(0, 0xFFFF)))
-    rate = draw(st.one_of(st.sampled_from([1, 100, 999, 8000, 44100, 384000]),
-                          st.integers(0, 0xFFFFFFFF)))
+    rate = draw(
+        st.one_of(st.sampled_from([1, 100, 999, 8000, 44100, 384000]), st.integers(0, 0xFFFFFFFF))
+    )
     bits = draw(st.sampled_from([0, 1, 8, 12, 16, 24, 32, 64, 255]))
     align = max(1, channels * bits // 8) & 0xFFFF
     payload = draw(st.binary(max_size=2048))
     data_size = draw(st.one_of(st.just(len(payload)), st.integers(0, 0xFFFFFFFF)))
-    fmt = struct.pack("<HHIIHH", fmt_tag, channels, rate, (rate * align) & 0xFFFFFFFF,
-                      align, bits)
-    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + \
-        struct.pack("<I", data_size) + payload
+    fmt = struct.pack("<HHIIHH", fmt_tag, channels, rate, (rate * align) & 0xFFFFFFFF, align, bits)
+    body = (
+        b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"data"
+        + struct.pack("<I", data_size)
+        + payload
+    )
     riff_size = draw(st.one_of(st.just(len(body)), st.integers(0, 0xFFFFFFFF)))
     return b"RIFF" + struct.pack("<I", riff_size) + body
 
@@ -189,8 +203,11 @@ def test_stream_windows_of_mutated_files(scratch, case, hop):
     path = scratch / f"win{os.path.splitext(name)[1]}"
     path.write_bytes(data)
     try:
-        windows = list(stream_windows(path, sample_rate=SR, clip_seconds=0.1,
-                                      hop_seconds=hop, block_seconds=0.07))
+        windows = list(
+            stream_windows(
+                path, sample_rate=SR, clip_seconds=0.1, hop_seconds=hop, block_seconds=0.07
+            )
+        )
     except (BirdsongError, FileNotFoundError):
         return
     assert windows and windows[0].start == 0.0
@@ -206,8 +223,11 @@ FINITE = st.floats(-MAX_ABS_SAMPLE, MAX_ABS_SAMPLE, allow_nan=False, width=32)
 
 
 @fuzz(60)
-@given(x=hnp.arrays(np.float32, st.integers(0, 3000), elements=FINITE),
-       clip=st.sampled_from([0.1, 0.25, 1.0]), hop=st.sampled_from([None, 0.05, 0.3]))
+@given(
+    x=hnp.arrays(np.float32, st.integers(0, 3000), elements=FINITE),
+    clip=st.sampled_from([0.1, 0.25, 1.0]),
+    hop=st.sampled_from([None, 0.05, 0.3]),
+)
 def test_frame_and_activity_of_any_finite_signal(x, clip, hop):
     windows, starts = frame(x, sample_rate=1000, clip_seconds=clip, hop_seconds=hop)
     size = int(round(clip * 1000))
@@ -221,23 +241,29 @@ def test_frame_and_activity_of_any_finite_signal(x, clip, hop):
 @st.composite
 def any_arrays(draw):
     """Arrays of any dtype, 0-3 dims and any values, NaN, Inf and extremes included."""
-    dtype = draw(st.sampled_from([np.float32, np.float64, np.int16, np.uint8, np.bool_,
-                                  np.complex64]))
+    dtype = draw(
+        st.sampled_from([np.float32, np.float64, np.int16, np.uint8, np.bool_, np.complex64])
+    )
     shape = draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=40))
     if draw(st.booleans()):  # long enough for several windows at a low rate
         shape = draw(st.sampled_from([(2500,), (1200, 2), (3, 1100)]))
     if dtype in (np.float32, np.float64):
         width = 32 if dtype == np.float32 else 64
-        elements = st.one_of(st.floats(width=width), st.sampled_from(
-            [0.0, 1.0, -1.0, 1e-40, 3e38, np.nan, np.inf]).map(dtype))
+        elements = st.one_of(
+            st.floats(width=width),
+            st.sampled_from([0.0, 1.0, -1.0, 1e-40, 3e38, np.nan, np.inf]).map(dtype),
+        )
         fill = st.floats(-1, 1, width=width) if draw(st.booleans()) else None
         return draw(hnp.arrays(dtype, shape, elements=elements, fill=fill))
     return draw(hnp.arrays(dtype, shape))
 
 
-SAMPLE_RATES = st.one_of(st.sampled_from([1000, 8000, 16000, 44100]),
-                         st.integers(-5, 2_000_000), st.floats(allow_nan=True),
-                         st.none())
+SAMPLE_RATES = st.one_of(
+    st.sampled_from([1000, 8000, 16000, 44100]),
+    st.integers(-5, 2_000_000),
+    st.floats(allow_nan=True),
+    st.none(),
+)
 
 
 @pytest.fixture(scope="module")
@@ -286,10 +312,12 @@ def waveforms(draw):
     square, denormals) and a magnitude anywhere from 1e-45 to MAX_ABS_SAMPLE."""
     n = tiny_features().num_samples
     batch = draw(st.integers(1, 3))
-    kind = draw(st.sampled_from(["zeros", "constant", "sine", "noise", "click", "square",
-                                 "pattern"]))
-    amp = draw(st.one_of(st.just(0.0), st.floats(-45, np.log10(MAX_ABS_SAMPLE)).map(
-        lambda e: 10.0 ** e)))
+    kind = draw(
+        st.sampled_from(["zeros", "constant", "sine", "noise", "click", "square", "pattern"])
+    )
+    amp = draw(
+        st.one_of(st.just(0.0), st.floats(-45, np.log10(MAX_ABS_SAMPLE)).map(lambda e: 10.0**e))
+    )
     sign = draw(st.sampled_from([1.0, -1.0]))
     t = np.arange(n) / n
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
@@ -307,8 +335,9 @@ def waveforms(draw):
     elif kind == "square":
         x = np.sign(np.sin(2 * np.pi * draw(st.floats(1, 8000)) * t))[None].repeat(batch, 0)
     else:
-        pattern = draw(hnp.arrays(np.float32, st.integers(1, 64),
-                                  elements=st.floats(-1, 1, width=32)))
+        pattern = draw(
+            hnp.arrays(np.float32, st.integers(1, 64), elements=st.floats(-1, 1, width=32))
+        )
         x = np.resize(pattern, (batch, n))
     x = np.clip(sign * amp * x, -MAX_ABS_SAMPLE, MAX_ABS_SAMPLE)
     return x.astype(np.float32)

@@ -41,8 +41,12 @@ def test_model_file_describes_itself(trained_run):
     assert clf.features == tiny_features()
     info = read_metadata(trained_run.tflite_path)
     assert info.settings["training"]["alpha"] == 0.35
-    assert info.settings["windows"] == {"hop_seconds": 0.5, "min_activity": 0.2,
-                                        "max_windows": 3, "aggregation": "mean"}
+    assert info.settings["windows"] == {
+        "hop_seconds": 0.5,
+        "min_activity": 0.2,
+        "max_windows": 3,
+        "aggregation": "mean",
+    }
     assert "features" not in info.settings["training"]  # once, not twice
     assert info.settings["quantization"] == "none"
     labels_txt = trained_run.tflite_path.with_name("labels.txt").read_text().split()
@@ -104,13 +108,17 @@ def test_long_recording_detections_within_one_hop(band_model, tmp_path):
     truth = [("high", 4.0, 6.0), ("low", 11.3, 13.8), ("mid", 20.0, 23.0)]
     for name, start, end in truth:
         i = int(start * SR)
-        x[i:i + int((end - start) * SR)] += _tone(TONES[name], end - start)
+        x[i : i + int((end - start) * SR)] += _tone(TONES[name], end - start)
     sf.write(tmp_path / "field recording (dawn) é.wav", x, SR, subtype="PCM_16")
     clf = Classifier(band_model)
     for overlap in (0.5, 0.0):
         hop = clf.clip_seconds - overlap
-        pred = clf.predict(tmp_path / "field recording (dawn) é.wav", overlap=overlap,
-                           min_score=0.5, block_seconds=4.0)
+        pred = clf.predict(
+            tmp_path / "field recording (dawn) é.wav",
+            overlap=overlap,
+            min_score=0.5,
+            block_seconds=4.0,
+        )
         got = [(d.label, d.start, d.end) for d in pred.detections]
         assert [g[0] for g in got] == [t[0] for t in truth], got
         for (_, s, e), (_, ts, te) in zip(got, truth):
@@ -148,8 +156,9 @@ def test_quantized_variants_run(trained_run, tmp_path, variant):
     assert out.stat().st_size < trained_run.tflite_path.stat().st_size
 
 
-@pytest.mark.parametrize("content", [b"", b"\x00" * 64, b"PK\x03\x04 not a model",
-                                     b"ABCDTFL3" + b"\x00" * 100])
+@pytest.mark.parametrize(
+    "content", [b"", b"\x00" * 64, b"PK\x03\x04 not a model", b"ABCDTFL3" + b"\x00" * 100]
+)
 def test_bad_model_files_raise_model_error_with_path(tmp_path, content):
     bad = tmp_path / "bad model.tflite"
     bad.write_bytes(content)
@@ -174,9 +183,9 @@ def test_predict_cli_never_imports_tensorflow(trained_run, tmp_path):
         f"rc = main(['predict', {str(clip)!r}, '--model', {str(trained_run.tflite_path)!r},"
         " '--format', 'json'])\n"
         "heavy = [m for m in ('tensorflow', 'keras', 'librosa') if m in sys.modules]\n"
-        "print('HEAVY', json.dumps(heavy)); sys.exit(rc)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)
+        "print('HEAVY', json.dumps(heavy)); sys.exit(rc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert lines[-1] == "HEAVY []"
@@ -187,8 +196,8 @@ def test_predict_cli_never_imports_tensorflow(trained_run, tmp_path):
 
 def test_background_class_never_becomes_a_detection(band_model, tmp_path):
     x = (3e-4 * np.random.default_rng(2).standard_normal(10 * SR)).astype(np.float32)
-    x[2 * SR:4 * SR] += _tone(TONES["high"], 2.0)
-    x[6 * SR:8 * SR] += _tone(TONES["low"], 2.0)
+    x[2 * SR : 4 * SR] += _tone(TONES["high"], 2.0)
+    x[6 * SR : 8 * SR] += _tone(TONES["low"], 2.0)
     plain = Classifier(band_model).predict(x, sample_rate=SR, overlap=0.5)
     assert [d.label for d in plain.detections] == ["high", "low"]
     renamed = Classifier(band_model, labels=["_Background", "low", "mid"])
@@ -202,7 +211,7 @@ def test_answer_does_not_depend_on_batch_size(band_model):
     rng = np.random.default_rng(5)
     x = (3e-3 * rng.standard_normal(60 * SR)).astype(np.float32)
     for start, name in ((3, "high"), (11, "low"), (30, "mid"), (47, "low")):
-        x[start * SR:(start + 2) * SR] += _tone(TONES[name], 2.0, amp=0.05 + 0.05 * start / 60)
+        x[start * SR : (start + 2) * SR] += _tone(TONES[name], 2.0, amp=0.05 + 0.05 * start / 60)
     clf = Classifier(band_model)
     runs = [clf.predict(x, sample_rate=SR, batch_windows=b) for b in (1, 4, 64)]
     for other in runs[1:]:
@@ -236,12 +245,15 @@ def test_soundscape_evaluation_of_an_exported_model(band_model, tmp_path):
     x = (3e-4 * rng.standard_normal(20 * SR)).astype(np.float32)
     truth = [(2.0, 4.0, "high"), (8.0, 10.0, "low"), (14.0, 16.0, "mid")]
     for start, end, name in truth:
-        x[int(start * SR):int(end * SR)] += _tone(TONES[name], end - start)
+        x[int(start * SR) : int(end * SR)] += _tone(TONES[name], end - start)
     folder = tmp_path / "soundscapes"
     folder.mkdir()
     sf.write(folder / "dawn.wav", x, SR)
-    write_raven(folder / "dawn.Table.1.selections.txt",
-                [Annotation("dawn.wav", s, e, name) for s, e, name in truth], file="dawn.wav")
+    write_raven(
+        folder / "dawn.Table.1.selections.txt",
+        [Annotation("dawn.wav", s, e, name) for s, e, name in truth],
+        file="dawn.wav",
+    )
     report = evaluate(band_model, folder, output_dir=tmp_path / "report", min_score=0.5)
     assert report["kind"] == "soundscapes" and report["recordings"] == 1
     assert report["window_metrics"]["cmap"] > 0.9
@@ -269,19 +281,41 @@ def test_raven_tables_from_predict_read_back(band_model, tmp_path, tables):
     for k, layout in enumerate([("high", 1.0, "low", 6.0), ("mid", 3.0, "high", 8.0)]):
         x = (3e-4 * rng.standard_normal(12 * SR)).astype(np.float32)
         for name, start in (layout[:2], layout[2:]):
-            x[int(start * SR):int((start + 2) * SR)] += _tone(TONES[name], 2.0)
+            x[int(start * SR) : int((start + 2) * SR)] += _tone(TONES[name], 2.0)
         sf.write(folder / f"site{k}.wav", x, SR)
         pred = Classifier(band_model).predict(folder / f"site{k}.wav", min_score=0.5)
-        expected[f"site{k}.wav"] = [(round(d.start, 3), round(d.end, 3), d.label,
-                                     round(d.score, 3)) for d in pred.detections]
+        expected[f"site{k}.wav"] = [
+            (round(d.start, 3), round(d.end, 3), d.label, round(d.score, 3))
+            for d in pred.detections
+        ]
     out = folder / "birdsong.selections.txt" if tables == "combined" else folder
-    assert main(["predict", str(folder), "--model", str(band_model), "--format", "raven",
-                 "--tables", tables, "--min-score", "0.5", "-o", str(out), "-q"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(folder),
+                "--model",
+                str(band_model),
+                "--format",
+                "raven",
+                "--tables",
+                tables,
+                "--min-score",
+                "0.5",
+                "-o",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
     index = index_annotations(folder)
     assert not index.skipped and len(index.recordings) == 2
     for rec in index.recordings:
-        got = [(round(a.start, 3), round(a.end, 3), a.label, round(a.score, 3))
-               for a in rec.annotations]
+        got = [
+            (round(a.start, 3), round(a.end, 3), a.label, round(a.score, 3))
+            for a in rec.annotations
+        ]
         assert got == expected[rec.path.name]
     # as truth for evaluation, the model's own detections are found exactly
     report = evaluate(band_model, folder, min_score=0.5)
@@ -295,17 +329,14 @@ def test_multi_label_model_names_two_species_singing_at_once(band_model, band_mo
     from birdsong.metadata import read_metadata
 
     x = (3e-4 * np.random.default_rng(6).standard_normal(8 * SR)).astype(np.float32)
-    x[3 * SR:5 * SR] += _tone(TONES["high"], 2.0, amp=0.15) + _tone(TONES["low"], 2.0,
-                                                                     amp=0.15)
+    x[3 * SR : 5 * SR] += _tone(TONES["high"], 2.0, amp=0.15) + _tone(TONES["low"], 2.0, amp=0.15)
     multi = Classifier(band_model_multi)
-    assert multi.multi_label and read_metadata(band_model_multi).settings["output"] == \
-        "sigmoid"
+    assert multi.multi_label and read_metadata(band_model_multi).settings["output"] == "sigmoid"
     both = multi.predict(x, sample_rate=SR, hop_seconds=0.5, min_score=0.5)
     found = {d.label for d in both.detections if d.start < 5 and d.end > 3}
     assert found == {"high", "low"}
     assert all(d.start >= 2.0 and d.end <= 6.0 for d in both.detections)
-    single = Classifier(band_model).predict(x, sample_rate=SR, hop_seconds=0.5,
-                                            min_score=0.5)
+    single = Classifier(band_model).predict(x, sample_rate=SR, hop_seconds=0.5, min_score=0.5)
     inside = [k for k, w in enumerate(both.windows) if w.start >= 3.0 and w.end <= 5.0]
     assert len(inside) == 3
     for k in inside:  # both species in the same window: only the sigmoids say so

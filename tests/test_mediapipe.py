@@ -39,9 +39,19 @@ def test_mediapipe_audio_classifier_runs_exported_model(trained_run, tmp_path):
     t = np.arange(n) / clf.sample_rate
     x = (0.3 * np.sin(2 * np.pi * 5000 * t)).astype(np.float32)
     np.save(tmp_path / "clip.npy", x)
-    out = subprocess.run([python, "-c", SCRIPT, str(trained_run.tflite_path),
-                          str(tmp_path / "clip.npy"), str(clf.sample_rate)],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            python,
+            "-c",
+            SCRIPT,
+            str(trained_run.tflite_path),
+            str(tmp_path / "clip.npy"),
+            str(clf.sample_rate),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     results = json.loads(out.stdout.strip().splitlines()[-1])
     assert set(results[0]) == set(clf.labels)
@@ -57,12 +67,23 @@ def test_mediapipe_loads_a_multi_label_export(band_model_multi, tmp_path):
 
     python = _mediapipe_python()
     clf = Classifier(band_model_multi)
-    x = tone(TONES["high"], clf.clip_seconds, clf.sample_rate) + \
-        tone(TONES["low"], clf.clip_seconds, clf.sample_rate)
+    x = tone(TONES["high"], clf.clip_seconds, clf.sample_rate) + tone(
+        TONES["low"], clf.clip_seconds, clf.sample_rate
+    )
     np.save(tmp_path / "clip.npy", x.astype(np.float32) * 0.5)
-    out = subprocess.run([python, "-c", SCRIPT, str(band_model_multi),
-                          str(tmp_path / "clip.npy"), str(clf.sample_rate)],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            python,
+            "-c",
+            SCRIPT,
+            str(band_model_multi),
+            str(tmp_path / "clip.npy"),
+            str(clf.sample_rate),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     results = json.loads(out.stdout.strip().splitlines()[-1])
     ours = clf.predict_windows((x * 0.5)[None].astype(np.float32))[0]

@@ -11,14 +11,16 @@ from birdsong.metrics import classification_metrics, is_collapsed, roc_auc_ovr
 def test_hand_made_example():
     labels = ["a", "b", "c"]
     y = np.array([0, 0, 1, 1, 2, 2])
-    scores = np.array([
-        [0.8, 0.1, 0.1],  # a -> a
-        [0.2, 0.7, 0.1],  # a -> b (a second)
-        [0.1, 0.8, 0.1],  # b -> b
-        [0.1, 0.6, 0.3],  # b -> b
-        [0.5, 0.1, 0.4],  # c -> a (c second)
-        [0.1, 0.2, 0.7],  # c -> c
-    ])
+    scores = np.array(
+        [
+            [0.8, 0.1, 0.1],  # a -> a
+            [0.2, 0.7, 0.1],  # a -> b (a second)
+            [0.1, 0.8, 0.1],  # b -> b
+            [0.1, 0.6, 0.3],  # b -> b
+            [0.5, 0.1, 0.4],  # c -> a (c second)
+            [0.1, 0.2, 0.7],  # c -> c
+        ]
+    )
     m = classification_metrics(y, scores, labels)
     assert m["top1_accuracy"] == pytest.approx(4 / 6)
     assert "top3_accuracy" not in m  # top-3 of 3 classes is always 1: not reported
@@ -42,7 +44,8 @@ def test_against_sklearn():
     m = classification_metrics(y, s, list("abcd"))
     assert m["macro_f1"] == pytest.approx(sk.f1_score(y, s.argmax(1), average="macro"))
     assert m["macro_roc_auc"] == pytest.approx(
-        sk.roc_auc_score(y, s, multi_class="ovr", average="macro"))
+        sk.roc_auc_score(y, s, multi_class="ovr", average="macro")
+    )
     assert roc_auc_ovr(y, s)[1][0] == pytest.approx(sk.roc_auc_score(y == 0, s[:, 0]))
 
 
@@ -53,8 +56,9 @@ def test_collapsed_model_is_recognised():
     learnt = rng.dirichlet(np.ones(3), size=40)
     assert not is_collapsed(learnt)
     # one class always wins but the scores move with the input: not collapsed
-    moving = np.column_stack([np.linspace(0.5, 0.9, 40), np.linspace(0.3, 0.05, 40),
-                              np.linspace(0.2, 0.05, 40)])
+    moving = np.column_stack(
+        [np.linspace(0.5, 0.9, 40), np.linspace(0.3, 0.05, 40), np.linspace(0.2, 0.05, 40)]
+    )
     assert not is_collapsed(moving)
 
 

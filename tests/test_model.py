@@ -25,8 +25,14 @@ def _randomise(model, seed: int = 0) -> None:
     norms = [la for la in layers if isinstance(la, keras.layers.BatchNormalization)]
     for layer in norms:
         gamma, beta, mean, var = layer.get_weights()
-        layer.set_weights([rng.uniform(0.8, 1.2, gamma.shape).astype(np.float32),
-                           rng.normal(0, 0.1, beta.shape).astype(np.float32), mean, var])
+        layer.set_weights(
+            [
+                rng.uniform(0.8, 1.2, gamma.shape).astype(np.float32),
+                rng.normal(0, 0.1, beta.shape).astype(np.float32),
+                mean,
+                var,
+            ]
+        )
         layer.momentum = 0.0
     if norms:
         shape = (8, *model.input_shape[1:])
@@ -34,8 +40,12 @@ def _randomise(model, seed: int = 0) -> None:
     for layer in layers:
         if isinstance(layer, keras.layers.Dense):
             k, b = layer.get_weights()
-            layer.set_weights([rng.normal(0, 3.0 / np.sqrt(k.shape[0]), k.shape)
-                               .astype(np.float32), np.zeros_like(b)])
+            layer.set_weights(
+                [
+                    rng.normal(0, 3.0 / np.sqrt(k.shape[0]), k.shape).astype(np.float32),
+                    np.zeros_like(b),
+                ]
+            )
 
 
 def _three_channel_reference(model, backbone3, config):
@@ -61,22 +71,25 @@ def _waves(config, n=3, seed=0):
 
 
 def test_folded_backbone_equals_the_three_channel_one():
-    backbone3 = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35,
-                                               include_top=False, weights=None,
-                                               name="backbone")
+    backbone3 = keras.applications.MobileNetV2(
+        input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None, name="backbone"
+    )
     _randomise(backbone3)
     folded = fold_input_channels(backbone3, alpha=0.35)
     assert folded.input_shape[-1] == 1 and folded.name == "backbone"
     assert [la.name for la in folded.layers][1:] == [la.name for la in backbone3.layers][1:]
-    np.testing.assert_allclose(folded.get_layer("Conv1").get_weights()[0][:, :, 0],
-                               backbone3.get_layer("Conv1").get_weights()[0].sum(axis=2),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        folded.get_layer("Conv1").get_weights()[0][:, :, 0],
+        backbone3.get_layer("Conv1").get_weights()[0].sum(axis=2),
+        rtol=1e-6,
+    )
     image = np.random.default_rng(1).uniform(-1, 1, (4, 32, 32, 1)).astype(np.float32)
     # The fold itself: Conv1 outputs equal up to float rounding of the channel sum.
     conv3 = keras.Model(backbone3.input, backbone3.get_layer("Conv1").output)
     conv1 = keras.Model(folded.input, folded.get_layer("Conv1").output)
-    np.testing.assert_allclose(np.asarray(conv1(image)),
-                               np.asarray(conv3(np.repeat(image, 3, axis=-1))), atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(conv1(image)), np.asarray(conv3(np.repeat(image, 3, axis=-1))), atol=1e-6
+    )
     want = np.asarray(backbone3(np.repeat(image, 3, axis=-1), training=False))
     got = np.asarray(folded(image, training=False))
     assert want.std(axis=0).mean() > 0.5  # outputs depend on the image
@@ -86,8 +99,9 @@ def test_folded_backbone_equals_the_three_channel_one():
 
 
 def test_fold_rejects_a_one_channel_backbone():
-    one = keras.applications.MobileNetV2(input_shape=(32, 32, 1), alpha=0.35,
-                                         include_top=False, weights=None)
+    one = keras.applications.MobileNetV2(
+        input_shape=(32, 32, 1), alpha=0.35, include_top=False, weights=None
+    )
     with pytest.raises(InvalidParameterError, match="'backbone'.*3 input channels"):
         fold_input_channels(one, alpha=0.35)
 
@@ -95,9 +109,9 @@ def test_fold_rejects_a_one_channel_backbone():
 def test_pretrained_model_gets_one_channel_and_scores_as_the_three_channel_model(tmp_path):
     """build_model loads a weights file into the 3-channel backbone and folds it: the
     one-channel model gives the 3-channel model's scores (same weights) within 1e-5."""
-    backbone3 = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35,
-                                               include_top=False, weights=None,
-                                               name="backbone")
+    backbone3 = keras.applications.MobileNetV2(
+        input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None, name="backbone"
+    )
     _randomise(backbone3, seed=2)
     weights = tmp_path / "mobilenet_v2_0.35_no_top.weights.h5"
     backbone3.save_weights(weights)
@@ -106,8 +120,15 @@ def test_pretrained_model_gets_one_channel_and_scores_as_the_three_channel_model
     _randomise(model.get_layer("species"), seed=3)
     assert model.get_layer("frontend").output.shape[-1] == 1
     assert model.get_layer("backbone").input_shape[-1] == 1
-    assert [la.name for la in model.layers] == ["waveform", "frontend", "spec_augment",
-                                                "backbone", "pool", "dropout", "species"]
+    assert [la.name for la in model.layers] == [
+        "waveform",
+        "frontend",
+        "spec_augment",
+        "backbone",
+        "pool",
+        "dropout",
+        "species",
+    ]
     reference = _three_channel_reference(model, backbone3, config)
     x = _waves(config)
     got, want = np.asarray(model(x, training=False)), np.asarray(reference(x))
@@ -130,17 +151,25 @@ def test_offline_backbone_folds_exactly():
     import dataclasses
 
     base = tiny_config()
-    config = tiny_config(alpha=1.0, weights=str(SHARED_WEIGHTS),
-                         features=dataclasses.replace(base.features, image_size=96))
+    config = tiny_config(
+        alpha=1.0,
+        weights=str(SHARED_WEIGHTS),
+        features=dataclasses.replace(base.features, image_size=96),
+    )
     model = build_model(LABELS, config)
     _randomise(model.get_layer("species"), seed=4)
-    backbone3 = keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=1.0,
-                                               include_top=False,
-                                               weights=str(SHARED_WEIGHTS), name="backbone")
+    backbone3 = keras.applications.MobileNetV2(
+        input_shape=(96, 96, 3),
+        alpha=1.0,
+        include_top=False,
+        weights=str(SHARED_WEIGHTS),
+        name="backbone",
+    )
     reference = _three_channel_reference(model, backbone3, config)
     x = _waves(config, n=4)
-    np.testing.assert_allclose(np.asarray(model(x, training=False)), np.asarray(reference(x)),
-                               atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        np.asarray(model(x, training=False)), np.asarray(reference(x)), atol=1e-5, rtol=0
+    )
 
 
 @pytest.mark.slow
@@ -164,15 +193,16 @@ def test_export_is_one_window_in_xnnpack_ops_and_int8_recipes_keep_their_layers_
         it.invoke()
         np.testing.assert_allclose(it.get_tensor(out["index"])[0], want, atol=1e-4)
     for recipe in INT8_RECIPES:
-        it = Interpreter(model_content=convert(model, quantize="int8", representative=x,
-                                               int8_recipe=recipe))
+        it = Interpreter(
+            model_content=convert(model, quantize="int8", representative=x, int8_recipe=recipe)
+        )
         it.allocate_tensors()
         kinds = {t["name"]: t["dtype"] for t in it.get_tensor_details()}
         conv1 = [d for n, d in kinds.items() if "Conv1_relu" in n]
-        assert conv1 and all(d == (np.float32 if recipe == "ends-float" else np.int8)
-                             for d in conv1), (recipe, conv1)
-        assert all(d == np.float32 for n, d in kinds.items() if "frontend" in n
-                   and "MatMul" in n)
+        assert conv1 and all(
+            d == (np.float32 if recipe == "ends-float" else np.int8) for d in conv1
+        ), (recipe, conv1)
+        assert all(d == np.float32 for n, d in kinds.items() if "frontend" in n and "MatMul" in n)
         it.set_tensor(it.get_input_details()[0]["index"], x[:1])
         it.invoke()
         scores = it.get_tensor(it.get_output_details()[0]["index"])

@@ -16,8 +16,14 @@ from importlib import metadata
 import birdsong
 
 FUNCTIONS = {"evaluate", "export", "load_audio", "predict", "stream_windows", "train"}
-ERRORS = {"AudioError", "BirdsongError", "DatasetError", "InvalidParameterError",
-          "MissingDependencyError", "ModelError"}
+ERRORS = {
+    "AudioError",
+    "BirdsongError",
+    "DatasetError",
+    "InvalidParameterError",
+    "MissingDependencyError",
+    "ModelError",
+}
 
 
 def _check_every_name() -> None:
@@ -43,8 +49,16 @@ def test_every_public_name_is_what_it_says():
 
 
 def test_names_survive_importing_their_modules():
-    for module in ("evaluation", "exporting", "workflow", "training", "inference", "rules",
-                   "rundir", "cli"):
+    for module in (
+        "evaluation",
+        "exporting",
+        "workflow",
+        "training",
+        "inference",
+        "rules",
+        "rundir",
+        "cli",
+    ):
         importlib.import_module(f"birdsong.{module}")
     _check_every_name()
     assert birdsong.evaluate.__module__ == "birdsong.evaluation"
@@ -53,10 +67,13 @@ def test_names_survive_importing_their_modules():
 
 
 def test_importing_the_package_is_light():
-    code = ("import sys, birdsong\n"
-            "birdsong.Classifier, birdsong.predict, birdsong.WindowRules\n"
-            "print(sorted(m for m in ('tensorflow', 'keras', 'librosa', 'matplotlib')"
-            " if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, check=True)
+    code = (
+        "import sys, birdsong\n"
+        "birdsong.Classifier, birdsong.predict, birdsong.WindowRules\n"
+        "print(sorted(m for m in ('tensorflow', 'keras', 'librosa', 'matplotlib')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     assert out.stdout.strip() == "[]"

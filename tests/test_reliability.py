@@ -59,6 +59,7 @@ def _truncate(path: Path, keep: float | int) -> Path:
 # name -> (writer, expected). ``expected`` is "ok" (load_audio returns a usable signal)
 # or a substring of the AudioError message. Every error message also names the file.
 
+
 def _w_empty(p):
     p.write_bytes(b"")
 
@@ -125,10 +126,8 @@ BAD_FILES = {
     "empty": ("empty.wav", _w_empty, "cannot decode"),
     "header_only": ("header_only.wav", _w_header_only, "no samples"),
     "truncated_flac": ("truncated.flac", _w_truncated_flac, "decoding failed part-way"),
-    "truncated_flac_header": ("truncated_header.flac", _w_truncated_flac_header,
-                              "cannot decode"),
-    "truncated_mp3_header": ("truncated_header.mp3", _w_truncated_mp3_header,
-                             "cannot decode"),
+    "truncated_flac_header": ("truncated_header.flac", _w_truncated_flac_header, "cannot decode"),
+    "truncated_mp3_header": ("truncated_header.mp3", _w_truncated_mp3_header, "cannot decode"),
     "random_bytes": ("random.wav", _w_random, "cannot decode"),
     "text_as_mp3": ("notes.mp3", _w_text, "cannot decode"),
     "nan": ("nan.wav", _w_nan, "NaN or infinite"),
@@ -155,9 +154,12 @@ def test_bad_file_raises_audio_error_naming_the_file(tmp_path, case):
     name, writer, expected = BAD_FILES[case]
     path = tmp_path / name
     writer(path)
-    for call in (lambda: load_audio(path), lambda: load_audio(path, sample_rate=None),
-                 lambda: list(stream_windows(path, sample_rate=SR, clip_seconds=1.0)),
-                 lambda: load_audio(io.BytesIO(path.read_bytes()))):
+    for call in (
+        lambda: load_audio(path),
+        lambda: load_audio(path, sample_rate=None),
+        lambda: list(stream_windows(path, sample_rate=SR, clip_seconds=1.0)),
+        lambda: load_audio(io.BytesIO(path.read_bytes())),
+    ):
         with pytest.raises(AudioError) as err:
             call()
         assert expected in str(err.value)
@@ -365,9 +367,13 @@ def test_three_hour_recording_is_walked_in_bounded_memory(tmp_path, trained_run)
         for _ in range(18):  # 18 x 10 min
             f.write(block)
     assert audio_info(path).duration == pytest.approx(3 * 3600)
-    proc = subprocess.run([sys.executable, "-c", _LONG_SCRIPT, str(path),
-                           str(trained_run.tflite_path)], capture_output=True, text=True,
-                          env=_env(), timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _LONG_SCRIPT, str(path), str(trained_run.tflite_path)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["windows"] == out["predict_windows"] == 3 * 3600
@@ -378,13 +384,19 @@ def test_three_hour_recording_is_walked_in_bounded_memory(tmp_path, trained_run)
 
 # ------------------------------------------------------------------------- datasets
 
+
 def _bad_dataset(root: Path) -> tuple[Path, dict[str, str]]:
     """Two good species plus every kind of bad entry; returns (root, {path: reason})."""
-    write_tone_dataset(root, species=("high", "low"), individuals=2, recordings=2,
-                       seconds=1.5)
+    write_tone_dataset(root, species=("high", "low"), individuals=2, recordings=2, seconds=1.5)
     expected: dict[str, str] = {}
-    for case in ("empty", "header_only", "truncated_flac_header", "random_bytes",
-                 "text_as_mp3", "rate_100hz"):
+    for case in (
+        "empty",
+        "header_only",
+        "truncated_flac_header",
+        "random_bytes",
+        "text_as_mp3",
+        "rate_100hz",
+    ):
         name, writer, reason = BAD_FILES[case]
         writer(root / "high" / name)
         expected[str(root / "high" / name)] = reason
@@ -427,8 +439,9 @@ def test_pipeline_skips_files_that_fail_to_decode_and_reports_them(tmp_path):
     every good window; the SkipLog names each file with its reason."""
     from birdsong.pipeline import SkipLog, make_dataset
 
-    root = write_tone_dataset(tmp_path / "data", species=("high", "low"), individuals=1,
-                              recordings=2, seconds=1.0)
+    root = write_tone_dataset(
+        tmp_path / "data", species=("high", "low"), individuals=1, recordings=2, seconds=1.0
+    )
     bad = {"truncated_flac": "high", "nan": "low", "inf": "high"}
     for case, species in bad.items():
         name, writer, _ = BAD_FILES[case]
@@ -450,8 +463,9 @@ def test_pipeline_reads_non_utf8_file_names(tmp_path):
     """A file name in a legacy encoding (not valid UTF-8) reaches the decoder intact."""
     from birdsong.pipeline import SkipLog, make_dataset
 
-    root = write_tone_dataset(tmp_path / "data", species=("high", "low"), individuals=1,
-                              recordings=1, seconds=1.0)
+    root = write_tone_dataset(
+        tmp_path / "data", species=("high", "low"), individuals=1, recordings=1, seconds=1.0
+    )
     odd = os.fsdecode(os.fsencode(str(root / "high")) + b"/caf\xe9.wav")
     shutil.copy(root / "high" / "high_ind01_rec01.wav", odd)
     index = index_dataset(root)
@@ -468,23 +482,29 @@ def test_pipeline_skips_a_file_whatever_goes_wrong_with_it(tmp_path, monkeypatch
     import birdsong.pipeline
     from birdsong.pipeline import SkipLog, make_dataset
 
-    root = write_tone_dataset(tmp_path / "data", species=("high", "low"), individuals=1,
-                              recordings=1, seconds=1.0)
+    root = write_tone_dataset(
+        tmp_path / "data", species=("high", "low"), individuals=1, recordings=1, seconds=1.0
+    )
     real = birdsong.pipeline.select_windows
 
     def flaky(signal, **kwargs):
-        if signal.size and abs(signal).max() > 0.25 and np.argmax(np.abs(np.fft.rfft(
-                signal))) > signal.size * 0.15:  # the 5 kHz species only
+        if (
+            signal.size
+            and abs(signal).max() > 0.25
+            and np.argmax(np.abs(np.fft.rfft(signal))) > signal.size * 0.15
+        ):  # the 5 kHz species only
             raise RuntimeError("boom")
         return real(signal, **kwargs)
 
     monkeypatch.setattr(birdsong.pipeline, "select_windows", flaky)
     skips = SkipLog()
-    ds = make_dataset(index_dataset(root), tiny_config(), training=False, skips=skips,
-                      with_ids=True)
+    ds = make_dataset(
+        index_dataset(root), tiny_config(), training=False, skips=skips, with_ids=True
+    )
     assert sum(int(x.shape[0]) for x, _, _ in ds) >= 1
     assert [(Path(s.path).parent.name, s.reason) for s in skips.items] == [
-        ("high", "RuntimeError: boom")]
+        ("high", "RuntimeError: boom")
+    ]
 
 
 def test_single_species_dataset_is_a_dataset_error(tmp_path):
@@ -505,21 +525,31 @@ def test_dataset_with_no_usable_species_is_a_dataset_error(tmp_path):
         index_dataset(tmp_path / "data")
 
 
-@pytest.mark.parametrize("rows,match", [
-    ([["path", "split"], ["high/missing.wav", "train"]], r"line 2: 'high/missing.wav' is not"),
-    ([["path", "split", "label"], ["high/high_ind01_rec01.wav", "train", "owl"]],
-     r"line 2: unknown label 'owl'"),
-    ([["path", "split", "label"], ["high/high_ind01_rec01.wav", "train", "low"]],
-     r"line 2: label 'low' disagrees"),
-    ([["path", "split"], ["high/high_ind01_rec01.wav", "train"], ["low/x.wav"]],
-     r"line 3: needs a 'path' and a 'split'"),
-    ([["file", "set"], ["high/high_ind01_rec01.wav", "train"]], r"needs a header"),
-])
+@pytest.mark.parametrize(
+    "rows,match",
+    [
+        ([["path", "split"], ["high/missing.wav", "train"]], r"line 2: 'high/missing.wav' is not"),
+        (
+            [["path", "split", "label"], ["high/high_ind01_rec01.wav", "train", "owl"]],
+            r"line 2: unknown label 'owl'",
+        ),
+        (
+            [["path", "split", "label"], ["high/high_ind01_rec01.wav", "train", "low"]],
+            r"line 2: label 'low' disagrees",
+        ),
+        (
+            [["path", "split"], ["high/high_ind01_rec01.wav", "train"], ["low/x.wav"]],
+            r"line 3: needs a 'path' and a 'split'",
+        ),
+        ([["file", "set"], ["high/high_ind01_rec01.wav", "train"]], r"needs a header"),
+    ],
+)
 def test_split_csv_errors_name_the_line(tmp_path, rows, match):
     """A split CSV naming an unknown file or label, a short row or a wrong header:
     DatasetError naming the CSV and the line."""
-    root = write_tone_dataset(tmp_path / "data", species=("high", "low"), individuals=1,
-                              recordings=1, seconds=1.0)
+    root = write_tone_dataset(
+        tmp_path / "data", species=("high", "low"), individuals=1, recordings=1, seconds=1.0
+    )
     index = index_dataset(root)
     path = tmp_path / "split.csv"
     with open(path, "w", newline="", encoding="utf-8") as fh:
@@ -532,8 +562,9 @@ def test_split_csv_errors_name_the_line(tmp_path, rows, match):
 def test_split_csv_with_legacy_encoded_names_and_binary_junk(tmp_path):
     """A split CSV is read as the file system names files: a Latin-1 row naming a
     Latin-1 file name finds that file; a CSV with NUL bytes is a DatasetError."""
-    root = write_tone_dataset(tmp_path / "data", species=("high", "low"), individuals=1,
-                              recordings=1, seconds=1.0)
+    root = write_tone_dataset(
+        tmp_path / "data", species=("high", "low"), individuals=1, recordings=1, seconds=1.0
+    )
     odd = os.fsdecode(os.fsencode(str(root / "high")) + b"/caf\xe9.wav")
     shutil.copy(root / "high" / "high_ind01_rec01.wav", odd)
     index = index_dataset(root)
@@ -593,18 +624,28 @@ def test_training_killed_mid_epoch_resumes_from_last_completed_epoch(tmp_path):
     cfg = tmp_path / "tiny.json"
     save_config(tiny_config(epochs_frozen=6, epochs_finetune=0, patience=100), cfg)
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "birdsong.cli", "train", str(data), "-o", str(run),
-           "--config", str(cfg)]
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    cmd = [
+        sys.executable,
+        "-m",
+        "birdsong.cli",
+        "train",
+        str(data),
+        "-o",
+        str(run),
+        "--config",
+        str(cfg),
+    ]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:
             if _read_state(run).get("epoch", 0) >= 1:
                 break
             time.sleep(0.02)
-        assert proc.poll() is None, "training ended before it could be interrupted: " + \
-            proc.stderr.read().decode(errors="replace")[-2000:]
+        assert proc.poll() is None, (
+            "training ended before it could be interrupted: "
+            + proc.stderr.read().decode(errors="replace")[-2000:]
+        )
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -617,8 +658,13 @@ def test_training_killed_mid_epoch_resumes_from_last_completed_epoch(tmp_path):
     assert not (run / "model.keras").exists()
     config_before = (run / "config.json").read_bytes()
 
-    done = subprocess.run([sys.executable, "-c", _RESUME_SCRIPT, str(data), str(run)],
-                          env=_env(), capture_output=True, text=True, timeout=400)
+    done = subprocess.run(
+        [sys.executable, "-c", _RESUME_SCRIPT, str(data), str(run)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"resumed at phase 1 epoch {before['epoch']}" in done.stderr
     after = _read_state(run)
@@ -631,8 +677,10 @@ def test_training_killed_mid_epoch_resumes_from_last_completed_epoch(tmp_path):
     assert json.loads((run / "history.json").read_text(encoding="utf-8")) == hist
     for name in ("model.keras", "labels.txt", "summary.json", "report/report.json"):
         assert (run / name).is_file(), name
-    skipped = {s["path"]: s["reason"] for s in
-               json.loads((run / "skipped.json").read_text(encoding="utf-8"))}
+    skipped = {
+        s["path"]: s["reason"]
+        for s in json.loads((run / "skipped.json").read_text(encoding="utf-8"))
+    }
     for path, reason in expected.items():
         assert path in skipped and reason in skipped[path], (path, skipped.get(path))
     report = json.loads((run / "report" / "report.json").read_text(encoding="utf-8"))
@@ -696,15 +744,18 @@ def test_sigkill_during_an_atomic_write_leaves_no_final_file(tmp_path):
     """A process killed (SIGKILL) while writing a model: the final name never exists;
     only a hidden ``.<name>.*.part`` file may stay behind."""
     final = tmp_path / "model.tflite"
-    proc = subprocess.Popen([sys.executable, "-c", _SLOW_WRITER, str(final)], env=_env(),
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_WRITER, str(final)],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline().strip() == "writing"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     proc.stdout.close()
     assert not final.exists()
-    assert all(n.startswith(".model.tflite.") and n.endswith(".part")
-               for n in _leftovers(tmp_path))
+    assert all(n.startswith(".model.tflite.") and n.endswith(".part") for n in _leftovers(tmp_path))
 
 
 def test_atomic_files_get_normal_permissions(tmp_path):
@@ -721,9 +772,9 @@ def test_atomic_files_get_normal_permissions(tmp_path):
 
 
 _ALLOWED_DIRECT_WRITES = {
-    "_io.py",          # the atomic writers themselves
+    "_io.py",  # the atomic writers themselves
     "predict_cli.py",  # streams results row by row on purpose (see the CSV test)
-    "demo.py",         # writes sample input clips for the demo, not models or reports
+    "demo.py",  # writes sample input clips for the demo, not models or reports
 }
 _SAVERS = {"save", "save_weights", "savefig", "imsave", "write", "write_text", "write_bytes"}
 
@@ -739,15 +790,20 @@ def _scratch_names(tree: ast.AST) -> set[str]:
                 func = call.func if isinstance(call, ast.Call) else None
                 fname = getattr(func, "attr", getattr(func, "id", ""))
                 if fname in ("atomic_path", "TemporaryDirectory") and isinstance(
-                        item.optional_vars, ast.Name):
+                    item.optional_vars, ast.Name
+                ):
                     names.add(item.optional_vars.id)
     changed = True
     while changed:
         changed = False
         for node in ast.walk(tree):
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(
-                    node.targets[0], ast.Name) and node.targets[0].id not in names and any(
-                    isinstance(n, ast.Name) and n.id in names for n in ast.walk(node.value)):
+            if (
+                isinstance(node, ast.Assign)
+                and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id not in names
+                and any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node.value))
+            ):
                 names.add(node.targets[0].id)
                 changed = True
     return names
@@ -774,14 +830,16 @@ def test_models_and_reports_are_only_written_through_atomic_paths():
             f = node.func
             where = f"{path.name}:{node.lineno}"
             if isinstance(f, ast.Name) and f.id == "open":
-                mode = node.args[1] if len(node.args) > 1 else next(
-                    (k.value for k in node.keywords if k.arg == "mode"), None)
+                mode = (
+                    node.args[1]
+                    if len(node.args) > 1
+                    else next((k.value for k in node.keywords if k.arg == "mode"), None)
+                )
                 writes = isinstance(mode, ast.Constant) and set(str(mode.value)) & set("wax+")
                 if writes and not (node.args and _uses(node.args[0], scratch)):
                     offenders.append(where)
             elif isinstance(f, ast.Attribute) and f.attr in _SAVERS:
-                if f.attr == "write" and not (isinstance(f.value, ast.Name)
-                                              and f.value.id == "sf"):
+                if f.attr == "write" and not (isinstance(f.value, ast.Name) and f.value.id == "sf"):
                     continue  # file objects' write(): their open() is checked above
                 if f.attr in ("write_text", "write_bytes"):
                     target = f.value
@@ -795,8 +853,20 @@ def test_models_and_reports_are_only_written_through_atomic_paths():
 
 
 def _predict_cmd(model: Path, folder: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "birdsong.cli", "predict", str(folder), "--model",
-            str(model), "--format", "csv", "-o", str(out), "-q"]
+    return [
+        sys.executable,
+        "-m",
+        "birdsong.cli",
+        "predict",
+        str(folder),
+        "--model",
+        str(model),
+        "--format",
+        "csv",
+        "-o",
+        str(out),
+        "-q",
+    ]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
@@ -809,13 +879,21 @@ def test_interrupted_predict_csv_keeps_every_finished_row(tmp_path, trained_run,
     clips = tmp_path / "clips"
     clips.mkdir()
     rng = np.random.default_rng(0)
-    sf.write(clips / "c000.wav", (0.1 * rng.standard_normal(20 * SR)).astype(np.float32),
-             SR, subtype="PCM_16")
+    sf.write(
+        clips / "c000.wav",
+        (0.1 * rng.standard_normal(20 * SR)).astype(np.float32),
+        SR,
+        subtype="PCM_16",
+    )
     for i in range(1, 300):  # hard links: 300 files, one file's worth of disk
         os.link(clips / "c000.wav", clips / f"c{i:03d}.wav")
     out = tmp_path / "out.csv"
-    proc = subprocess.Popen(_predict_cmd(trained_run.tflite_path, clips, out), env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        _predict_cmd(trained_run.tflite_path, clips, out),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
@@ -849,6 +927,7 @@ def test_interrupted_predict_csv_keeps_every_finished_row(tmp_path, trained_run,
 
 # ============================================================ 3. untrusted model files
 
+
 @pytest.fixture(scope="module")
 def plain_models(tmp_path_factory):
     """Two TFLite models made without birdsong: a waveform model (1, 16000) -> 3 scores
@@ -860,8 +939,13 @@ def plain_models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("plain_models")
     keras.utils.set_random_seed(0)
     wave = keras.Sequential([keras.Input((SR,)), keras.layers.Dense(3, activation="softmax")])
-    image = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
-                              keras.layers.Dense(3, activation="softmax")])
+    image = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
     (folder / "wave.tflite").write_bytes(convert(wave))
     (folder / "image.tflite").write_bytes(convert(image))
     return folder
@@ -879,22 +963,36 @@ def _damaged(kind: str, good: bytes, keras_file: Path) -> bytes:
     if kind == "text":
         return b"<html>404 Not Found</html>\n"
     if kind.startswith("truncated"):
-        return good[: {"truncated_100": 100, "truncated_half": len(good) // 2,
-                       "truncated_99pc": int(len(good) * 0.99)}[kind]]
+        return good[
+            : {
+                "truncated_100": 100,
+                "truncated_half": len(good) // 2,
+                "truncated_99pc": int(len(good) * 0.99),
+            }[kind]
+        ]
     if kind == "bad_root_offset":
         return b"\xff\xff\xff\x7f" + good[4:]
     if kind == "zeroed_header":
-        return good[:8] + bytes(4096) + good[8 + 4096:]
+        return good[:8] + bytes(4096) + good[8 + 4096 :]
     raise AssertionError(kind)
 
 
-DAMAGED = ["empty", "seven_bytes", "random", "zip", "text", "truncated_100",
-           "truncated_half", "truncated_99pc", "bad_root_offset", "zeroed_header"]
+DAMAGED = [
+    "empty",
+    "seven_bytes",
+    "random",
+    "zip",
+    "text",
+    "truncated_100",
+    "truncated_half",
+    "truncated_99pc",
+    "bad_root_offset",
+    "zeroed_header",
+]
 
 
 @pytest.mark.parametrize("kind", DAMAGED)
-def test_damaged_or_foreign_tflite_is_a_model_error_naming_the_path(tmp_path, trained_run,
-                                                                   kind):
+def test_damaged_or_foreign_tflite_is_a_model_error_naming_the_path(tmp_path, trained_run, kind):
     """Truncated, corrupt or foreign bytes in a ``.tflite``: ``Classifier`` raises
     ModelError naming the path (also when labels are supplied, and for ``birdsong
     predict``, which then exits with status 2), never a crash."""
@@ -944,9 +1042,14 @@ def test_tflite_with_unusable_birdsong_settings_is_a_model_error(tmp_path, plain
     from birdsong.inference import Classifier
     from birdsong.metadata import add_metadata
 
-    flat = add_metadata((plain_models / "wave.tflite").read_bytes(), labels=["a", "b", "c"],
-                        sample_rate=SR, num_samples=SR, channels=1,
-                        settings={"features": {"sample_rate": SR, "fmax": 99999.0}})
+    flat = add_metadata(
+        (plain_models / "wave.tflite").read_bytes(),
+        labels=["a", "b", "c"],
+        sample_rate=SR,
+        num_samples=SR,
+        channels=1,
+        settings={"features": {"sample_rate": SR, "fmax": 99999.0}},
+    )
     path = tmp_path / "odd.tflite"
     path.write_bytes(flat)
     with pytest.raises(ModelError, match="audio settings in its metadata") as err:
@@ -954,12 +1057,16 @@ def test_tflite_with_unusable_birdsong_settings_is_a_model_error(tmp_path, plain
     assert str(path) in str(err.value)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"batch_windows": 0}, "'batch_windows'"), ({"block_seconds": float("nan")},
-                                                "'block_seconds'"),
-    ({"overlap": 1.0}, "'overlap'"), ({"min_score": float("nan")}, "'min_score'"),
-    ({"top_k": 0}, "'top_k'"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"batch_windows": 0}, "'batch_windows'"),
+        ({"block_seconds": float("nan")}, "'block_seconds'"),
+        ({"overlap": 1.0}, "'overlap'"),
+        ({"min_score": float("nan")}, "'min_score'"),
+        ({"top_k": 0}, "'top_k'"),
+    ],
+)
 def test_classifier_rejects_bad_parameters(trained_run, kwargs, match):
     from birdsong.inference import Classifier
 
@@ -1023,7 +1130,14 @@ def test_nothing_is_unpickled(trained_run, monkeypatch):
     monkeypatch.undo()
     for path in SRC.glob("*.py"):
         text = path.read_text(encoding="utf-8")
-        for needle in ("import pickle", "allow_pickle=True", "import dill", "joblib",
-                       "import marshal", "import shelve", "safe_mode=False",
-                       "enable_unsafe_deserialization"):
+        for needle in (
+            "import pickle",
+            "allow_pickle=True",
+            "import dill",
+            "joblib",
+            "import marshal",
+            "import shelve",
+            "safe_mode=False",
+            "enable_unsafe_deserialization",
+        ):
             assert needle not in text, (path.name, needle)

@@ -30,8 +30,13 @@ def _identity(path: Path) -> tuple[int, int]:
 
 
 def _species(root: Path) -> Path:
-    return write_tone_dataset(root, species=("Arctic_Warbler", "Black_Redstart", "Coal_Tit"),
-                              individuals=2, recordings=2, seconds=1.0)
+    return write_tone_dataset(
+        root,
+        species=("Arctic_Warbler", "Black_Redstart", "Coal_Tit"),
+        individuals=2,
+        recordings=2,
+        seconds=1.0,
+    )
 
 
 def _assert_each_file_once(index) -> None:
@@ -56,8 +61,9 @@ def test_folder_symlink_into_another_species_is_skipped_not_used_twice(tmp_path)
             assert "Arctic_Warbler, Black_Redstart" in reasons[str(seen_as)]
     assert "no usable recordings" in reasons[str(root / "Black_Redstart")]
     train, val = split_recordings(index, validation_fraction=0.5)
-    assert not {_identity(r.path) for r in train.recordings} & \
-        {_identity(r.path) for r in val.recordings}
+    assert not {_identity(r.path) for r in train.recordings} & {
+        _identity(r.path) for r in val.recordings
+    }
 
 
 @pytest.mark.hostile("datasets")
@@ -132,7 +138,8 @@ def test_reasonable_thread_counts_still_work(model):
     assert max_threads() >= 64
     for n in (1, 64):
         assert Classifier(model, num_threads=n).predict_windows(
-            np.zeros((1, SR), np.float32)).shape == (1, 3)
+            np.zeros((1, SR), np.float32)
+        ).shape == (1, 3)
 
 
 @pytest.mark.hostile("parameters")
@@ -171,8 +178,12 @@ def test_spectrogram_of_a_long_file_says_what_it_drew(tmp_path, caplog):
 
     pytest.importorskip("keras")
     clip = tmp_path / "long.wav"
-    sf.write(clip, (0.01 * np.random.default_rng(0).standard_normal(620 * 4000))
-             .astype(np.float32), 4000, subtype="PCM_16")
+    sf.write(
+        clip,
+        (0.01 * np.random.default_rng(0).standard_normal(620 * 4000)).astype(np.float32),
+        4000,
+        subtype="PCM_16",
+    )
     common = ["--sample-rate", "8000", "--image-size", "32", "--clip-seconds", "1"]
     with caplog.at_level(logging.WARNING, logger="birdsong"):
         assert main(["spectrogram", str(clip), "-o", str(tmp_path / "all.png"), *common]) == 0
@@ -180,13 +191,39 @@ def test_spectrogram_of_a_long_file_says_what_it_drew(tmp_path, caplog):
     assert "drew 0.0-600.0 s of 620.0 s only" in said and "--start/--duration" in said
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="birdsong"):
-        assert main(["spectrogram", str(clip), "-o", str(tmp_path / "mid.png"), "--start",
-                     "610", "--duration", "5", *common]) == 0
+        assert (
+            main(
+                [
+                    "spectrogram",
+                    str(clip),
+                    "-o",
+                    str(tmp_path / "mid.png"),
+                    "--start",
+                    "610",
+                    "--duration",
+                    "5",
+                    *common,
+                ]
+            )
+            == 0
+        )
     assert "drew 610.0-615.0 s of 620.0 s only" in caplog.records[0].getMessage()
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="birdsong"):
-        assert main(["spectrogram", str(clip), "-o", str(tmp_path / "end.png"), "--start",
-                     "615", *common]) == 0
+        assert (
+            main(
+                [
+                    "spectrogram",
+                    str(clip),
+                    "-o",
+                    str(tmp_path / "end.png"),
+                    "--start",
+                    "615",
+                    *common,
+                ]
+            )
+            == 0
+        )
     assert not caplog.records
     assert (tmp_path / "all.png").stat().st_size > 0 and (tmp_path / "end.png").exists()
     with pytest.raises(InvalidParameterError, match="'start_seconds'"):
@@ -205,8 +242,25 @@ def test_spectrogram_hop_below_a_twentieth_of_a_window_is_refused(tmp_path):
         from birdsong.config import FeatureConfig
         from birdsong.images import render_recording
 
-        render_recording(clip, tmp_path / "x.png", windows=True, hop_seconds=1e-4,
-                         config=FeatureConfig(sample_rate=SR, clip_seconds=1.0))
-    assert main(["spectrogram", str(clip), "-o", str(tmp_path / "y.png"), "--windows",
-                 "--hop", "0.0001"]) == 2
+        render_recording(
+            clip,
+            tmp_path / "x.png",
+            windows=True,
+            hop_seconds=1e-4,
+            config=FeatureConfig(sample_rate=SR, clip_seconds=1.0),
+        )
+    assert (
+        main(
+            [
+                "spectrogram",
+                str(clip),
+                "-o",
+                str(tmp_path / "y.png"),
+                "--windows",
+                "--hop",
+                "0.0001",
+            ]
+        )
+        == 2
+    )
     assert not (tmp_path / "y.png").exists()

@@ -39,7 +39,7 @@ def _wav(path: Path, first: tuple[float, float, float], seconds: float = 3.0) ->
     """A recording whose every 1-s window starts with the samples ``first``."""
     x = tone(seconds, 700.0, 0.05)
     for k in range(int(seconds)):
-        x[k * SR:k * SR + 3] = first
+        x[k * SR : k * SR + 3] = first
     sf.write(path, x, SR, subtype="FLOAT")
     return path
 
@@ -47,13 +47,20 @@ def _wav(path: Path, first: tuple[float, float, float], seconds: float = 3.0) ->
 # ------------------------------------------------------------------ zip members
 def _peak_rss_mb(*args: str) -> tuple[float, subprocess.CompletedProcess]:
     """Peak memory (MB) of ``birdsong ARGS`` run alone in a child process."""
-    code = ("import resource, subprocess, sys\n"
-            "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
-            "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
-            "print(peak); print(p.returncode); sys.stdout.write(p.stdout)\n"
-            "sys.stderr.write(p.stderr)\n")
-    proc = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "birdsong.cli",
-                           *args], env=env(), capture_output=True, text=True, timeout=300)
+    code = (
+        "import resource, subprocess, sys\n"
+        "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+        "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
+        "print(peak); print(p.returncode); sys.stdout.write(p.stdout)\n"
+        "sys.stderr.write(p.stderr)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, sys.executable, "-m", "birdsong.cli", *args],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     lines = proc.stdout.splitlines()
     out = subprocess.CompletedProcess(args, int(lines[1]), "\n".join(lines[2:]), proc.stderr)
     return float(lines[0]), out
@@ -85,8 +92,9 @@ def test_an_oversized_labels_file_is_a_model_error(tmp_path, models):
     after reading at most the cap (1 MiB + 1 byte)."""
     good = (models / "softmax.tflite").read_bytes()
     path = tmp_path / "big_labels.tflite"
-    path.write_bytes(with_members(good, {"labels.txt": ("a\n", 64 << 20)},
-                                  compress=zipfile.ZIP_DEFLATED))
+    path.write_bytes(
+        with_members(good, {"labels.txt": ("a\n", 64 << 20)}, compress=zipfile.ZIP_DEFLATED)
+    )
     for call in (lambda: read_metadata(path), lambda: Classifier(path)):
         with pytest.raises(ModelError, match="labels.txt") as err:
             call()
@@ -110,12 +118,15 @@ BAD_SETTINGS = {
 
 # FeatureConfig named these fields already before issue 11: kept as guards.
 FEATURE_GUARDS = {
-    "features_rate_text": ({"features": {"sample_rate": "16000", "clip_seconds": 1.0}},
-                           "'sample_rate'"),
-    "features_mels_list": ({"features": {"sample_rate": SR, "clip_seconds": 1.0,
-                                         "n_mels": [48]}}, "'n_mels'"),
-    "features_unknown": ({"features": {"sample_rate": SR, "clip_seconds": 1.0, "x": 1}},
-                         "'x'"),
+    "features_rate_text": (
+        {"features": {"sample_rate": "16000", "clip_seconds": 1.0}},
+        "'sample_rate'",
+    ),
+    "features_mels_list": (
+        {"features": {"sample_rate": SR, "clip_seconds": 1.0, "n_mels": [48]}},
+        "'n_mels'",
+    ),
+    "features_unknown": ({"features": {"sample_rate": SR, "clip_seconds": 1.0, "x": 1}}, "'x'"),
 }
 
 
@@ -141,8 +152,11 @@ def _malformed(tmp_path, models, case, settings, field) -> Path:
 
     flat = (models / "softmax.tflite").read_bytes()
     path = tmp_path / f"{case}.tflite"
-    path.write_bytes(add_metadata(flat, labels=["a", "b", "c"], sample_rate=SR,
-                                  num_samples=SR, settings=settings))
+    path.write_bytes(
+        add_metadata(
+            flat, labels=["a", "b", "c"], sample_rate=SR, num_samples=SR, settings=settings
+        )
+    )
     with pytest.raises(ModelError) as err:
         Classifier(path)
     assert str(path) in str(err.value) and field in str(err.value), str(err.value)
@@ -154,9 +168,15 @@ def test_malformed_settings_in_the_cli_are_one_line(tmp_path, models):
     from birdsong.metadata import add_metadata
 
     path = tmp_path / "odd.tflite"
-    path.write_bytes(add_metadata((models / "softmax.tflite").read_bytes(),
-                                  labels=["a", "b", "c"], sample_rate=SR, num_samples=SR,
-                                  settings={"train": "x"}))
+    path.write_bytes(
+        add_metadata(
+            (models / "softmax.tflite").read_bytes(),
+            labels=["a", "b", "c"],
+            sample_rate=SR,
+            num_samples=SR,
+            settings={"train": "x"},
+        )
+    )
     clip = _wav(tmp_path / "c.wav", (0.1, 0.1, 0.1))
     for args in (["predict", clip, "--model", path], ["info", path]):
         proc = cli(*args)
@@ -171,8 +191,13 @@ def test_json_nested_too_deep_is_a_model_error(tmp_path, models):
     from birdsong.metadata import add_metadata
 
     pad = "Z" * 200_000
-    data = add_metadata((models / "softmax.tflite").read_bytes(), labels=["a", "b", "c"],
-                        sample_rate=SR, num_samples=SR, settings={"pad": pad})
+    data = add_metadata(
+        (models / "softmax.tflite").read_bytes(),
+        labels=["a", "b", "c"],
+        sample_rate=SR,
+        num_samples=SR,
+        settings={"pad": pad},
+    )
     quoted = f'"{pad}"'.encode()
     deep = b"[" * 100_001 + b"]" * 100_001
     assert len(deep) == len(quoted) and data.count(quoted) >= 1
@@ -186,10 +211,14 @@ def test_json_nested_too_deep_is_a_model_error(tmp_path, models):
 
 # ------------------------------------------------------------------------ labels
 @pytest.mark.hostile("model files")
-@pytest.mark.parametrize("labels_txt,match", [
-    (b"a\nb\na\n", "duplicate labels"), (b"a\n\nc\n", "empty labels"),
-    (b"a\n   \nc\n", "empty labels"),
-])
+@pytest.mark.parametrize(
+    "labels_txt,match",
+    [
+        (b"a\nb\na\n", "duplicate labels"),
+        (b"a\n\nc\n", "empty labels"),
+        (b"a\n   \nc\n", "empty labels"),
+    ],
+)
 def test_duplicate_or_empty_labels_are_refused_on_load(tmp_path, models, labels_txt, match):
     """labels.txt with a label twice, or an empty one: ModelError naming the file.
     Before: accepted (two outputs under one name; a detection labelled '')."""
@@ -210,11 +239,14 @@ def test_duplicate_or_empty_labels_given_by_the_caller(models, labels):
 
 # ---------------------------------------------------------------------- outputs
 @pytest.mark.hostile("model files")
-@pytest.mark.parametrize("kind,first,match", [
-    ("sqrt", (-0.25, 0.04, 0.09), "not a number"),
-    ("reciprocal", (0.0, 0.5, 0.5), "not a number"),
-    ("scaled", (0.5, -0.1, 0.1), "not probabilities"),
-])
+@pytest.mark.parametrize(
+    "kind,first,match",
+    [
+        ("sqrt", (-0.25, 0.04, 0.09), "not a number"),
+        ("reciprocal", (0.0, 0.5, 0.5), "not a number"),
+        ("scaled", (0.5, -0.1, 0.1), "not probabilities"),
+    ],
+)
 def test_outputs_that_are_not_probabilities_are_errors(tmp_path, models, kind, first, match):
     """A model giving NaN, infinite, negative or > 1 scores for a recording: ModelError
     naming the model file and the window (library), an error row naming the recording
@@ -231,8 +263,19 @@ def test_outputs_that_are_not_probabilities_are_errors(tmp_path, models, kind, f
     windows[1, :3] = first
     with pytest.raises(ModelError, match="window at 1.000 s"):
         clf.predict_windows(windows, starts=[0.0, 1.0])
-    proc = cli("predict", bad, good, "--model", clf.path, "--format", "json",
-               "--min-score", "0.1", "--overlap", "0")
+    proc = cli(
+        "predict",
+        bad,
+        good,
+        "--model",
+        clf.path,
+        "--format",
+        "json",
+        "--min-score",
+        "0.1",
+        "--overlap",
+        "0",
+    )
 
     def no_constants(name):
         raise AssertionError(f"bare {name} in JSON output")
@@ -267,9 +310,15 @@ def test_labels_with_terminal_escapes_are_printed_escaped(tmp_path, models):
 
     evil = ["\x1b[2J\x1b[31mred", "\u202eevil", "plain"]
     path = tmp_path / "evil.tflite"
-    path.write_bytes(add_metadata((models / "softmax.tflite").read_bytes(), labels=evil,
-                                  sample_rate=SR, num_samples=SR,
-                                  settings={"train": {"min_activity": 0.0}}))
+    path.write_bytes(
+        add_metadata(
+            (models / "softmax.tflite").read_bytes(),
+            labels=evil,
+            sample_rate=SR,
+            num_samples=SR,
+            settings={"train": {"min_activity": 0.0}},
+        )
+    )
     clip = _wav(tmp_path / "c\x1b[1m.wav", (0.3, 0.0, 0.0))
     for fmt in ("table", "csv", "raven", "json"):
         proc = cli("predict", clip, "--model", path, "--format", fmt, "--min-score", "0.1")

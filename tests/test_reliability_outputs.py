@@ -77,8 +77,7 @@ GUARDS = {
 
 @pytest.mark.hostile("output paths")
 @pytest.mark.parametrize("case", sorted(BAD_OPTIONS))
-def test_bad_option_leaves_an_existing_output_untouched(tmp_path, model, clips, case,
-                                                        capsys):
+def test_bad_option_leaves_an_existing_output_untouched(tmp_path, model, clips, case, capsys):
     """``predict ... -o out.csv`` with a bad option: exit 2, one line naming the option,
     and out.csv (holding an earlier result) byte for byte as it was. Before: the file
     was opened (truncated to its header) before the option was checked."""
@@ -86,8 +85,9 @@ def test_bad_option_leaves_an_existing_output_untouched(tmp_path, model, clips, 
 
 
 @pytest.mark.parametrize("case", sorted(GUARDS))
-def test_other_bad_arguments_leave_an_existing_output_untouched(tmp_path, model, clips,
-                                                                case, capsys):
+def test_other_bad_arguments_leave_an_existing_output_untouched(
+    tmp_path, model, clips, case, capsys
+):
     _bad_arguments(tmp_path, model, clips, *GUARDS[case], capsys)
 
 
@@ -118,8 +118,22 @@ def test_predict_output_that_is_an_input_is_refused(tmp_path, model, clips, caps
         assert "one of the inputs" in err and str(target) in err
     assert (clips / "c1.wav").read_bytes() == recording and model.read_bytes() == weights
     # an output beside the inputs that is not one of them is fine
-    assert main(["predict", str(clips), "--model", str(model), "--format", "csv", "-o",
-                 str(clips / "results.csv"), "-q"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(clips),
+                "--model",
+                str(model),
+                "--format",
+                "csv",
+                "-o",
+                str(clips / "results.csv"),
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert len(_csv_rows(clips / "results.csv")) == 4
 
 
@@ -159,13 +173,20 @@ def _fake_run(folder: Path) -> Path:
 
 
 @pytest.mark.hostile("output paths")
-@pytest.mark.parametrize("command,kind", [
-    ("predict", "dir"), ("spectrogram", "dir"), ("export", "dir"), ("export", "input"),
-    ("export", "under_file"), ("evaluate", "file"), ("evaluate", "under_file"),
-    ("evaluate", "data_dir"),
-])
-def test_output_of_the_wrong_kind_fails_before_any_work(tmp_path, model, clips, command,
-                                                        kind):
+@pytest.mark.parametrize(
+    "command,kind",
+    [
+        ("predict", "dir"),
+        ("spectrogram", "dir"),
+        ("export", "dir"),
+        ("export", "input"),
+        ("export", "under_file"),
+        ("evaluate", "file"),
+        ("evaluate", "under_file"),
+        ("evaluate", "data_dir"),
+    ],
+)
+def test_output_of_the_wrong_kind_fails_before_any_work(tmp_path, model, clips, command, kind):
     """``-o`` naming a folder where a file is written, a file where a folder is written,
     a path below a file, or an input: one line naming ``--output``, exit 2, checked
     before the work (export/evaluate would otherwise load and convert first, then end
@@ -175,8 +196,13 @@ def test_output_of_the_wrong_kind_fails_before_any_work(tmp_path, model, clips, 
     folder.mkdir()
     a_file = tmp_path / "report.txt"
     a_file.write_text("keep me\n", encoding="utf-8")
-    target = {"dir": folder, "file": a_file, "under_file": a_file / "sub",
-              "input": run / "model.keras", "data_dir": clips}[kind]
+    target = {
+        "dir": folder,
+        "file": a_file,
+        "under_file": a_file / "sub",
+        "input": run / "model.keras",
+        "data_dir": clips,
+    }[kind]
     args = {
         "predict": ["predict", clips, "--model", model, "-o", target],
         "spectrogram": ["spectrogram", clips / "c0.wav", "-o", target],
@@ -226,8 +252,7 @@ def _many_clips(folder: Path, n: int, seconds: float = 20.0) -> list[Path]:
 
 
 def _kill_after(cmd: list[str], out: Path, lines: int) -> None:
-    proc = subprocess.Popen(cmd, env=env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
@@ -252,15 +277,28 @@ def test_killed_predict_resumes_where_it_stopped(tmp_path, model, fmt):
     the second run truncated the finished rows."""
     files = _many_clips(tmp_path / "clips", 1500)
     out = tmp_path / f"out.{fmt}"
-    cmd = [sys.executable, "-m", "birdsong.cli", "predict", str(tmp_path / "clips"),
-           "--model", str(model), "--format", fmt, "-o", str(out), "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "birdsong.cli",
+        "predict",
+        str(tmp_path / "clips"),
+        "--model",
+        str(model),
+        "--format",
+        fmt,
+        "-o",
+        str(out),
+        "-q",
+    ]
     _kill_after(cmd, out, 6)
     first = out.read_bytes()
     complete = first[: first.rfind(b"\n") + 1]
     with open(out, "ab") as fh:  # as if the kill had landed in the middle of a row
         fh.write(b'"' + str(files[-1]).encode() if fmt == "csv" else b'{"path": "/x')
-    done = subprocess.run(cmd + ["--resume"], env=env(), capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        cmd + ["--resume"], env=env(), capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr
     assert "already in" in done.stderr
     text = out.read_bytes()
@@ -272,8 +310,9 @@ def test_killed_predict_resumes_where_it_stopped(tmp_path, model, fmt):
     else:
         paths = [json.loads(line)["path"] for line in text.decode().splitlines()]
     assert paths == [str(f) for f in files]
-    again = subprocess.run(cmd + ["--resume"], env=env(), capture_output=True, text=True,
-                           timeout=600)
+    again = subprocess.run(
+        cmd + ["--resume"], env=env(), capture_output=True, text=True, timeout=600
+    )
     assert again.returncode == 0 and out.read_bytes() == text  # nothing left: no change
 
 
@@ -302,8 +341,12 @@ _SLOW_WRITER = textwrap.dedent("""
 
 
 def _start_writer(final: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", _SLOW_WRITER, str(final)], env=env(),
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_WRITER, str(final)],
+        env=env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline().strip() == "writing"
     return proc
 
@@ -332,9 +375,18 @@ def test_next_write_cleans_up_what_a_killed_write_left(tmp_path):
 
     live = _start_writer(final)
     try:  # another process writes the same name meanwhile
-        subprocess.run([sys.executable, "-c", "import sys; from birdsong._io import "
-                        "atomic_write_bytes as w; w(sys.argv[1], b'newer model')", str(final)],
-                       env=env(), check=True, timeout=60)
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from birdsong._io import "
+                "atomic_write_bytes as w; w(sys.argv[1], b'newer model')",
+                str(final),
+            ],
+            env=env(),
+            check=True,
+            timeout=60,
+        )
         assert final.read_bytes() == b"newer model"
         assert len(_hidden(tmp_path)) == 1  # the live writer's file is left alone
         assert live.poll() is None
@@ -351,9 +403,21 @@ def test_broken_pipe_is_quiet(tmp_path, model):
     killed by SIGPIPE), at most one line on stderr, no traceback. Before:
     BrokenPipeError traceback plus "Exception ignored ... BrokenPipeError"."""
     files = _many_clips(tmp_path / "clips", 400, seconds=1.0)
-    proc = subprocess.Popen([sys.executable, "-m", "birdsong.cli", "predict",
-                             str(tmp_path / "clips"), "--model", str(model), "-q"],
-                            env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "birdsong.cli",
+            "predict",
+            str(tmp_path / "clips"),
+            "--model",
+            str(model),
+            "-q",
+        ],
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     head = proc.stdout.readline()
     proc.stdout.close()
     err = proc.stderr.read().decode()
@@ -388,8 +452,7 @@ def test_permission_denied_is_one_line(tmp_path, model, clips):
     os.chmod(locked, 0o555)
     os.chmod(secret, 0o000)
     try:
-        proc = cli("predict", clips, "--model", model, "-o", locked / "out.csv",
-                   unprivileged=True)
+        proc = cli("predict", clips, "--model", model, "-o", locked / "out.csv", unprivileged=True)
         assert "permission denied" in one_line_error(proc).lower()
         proc = cli("info", secret, unprivileged=True)
         assert "Permission denied" in one_line_error(proc) and proc.returncode == 1
@@ -402,11 +465,14 @@ def test_permission_denied_is_one_line(tmp_path, model, clips):
 
 
 @pytest.mark.hostile("OS conditions")
-@pytest.mark.parametrize("args", [
-    ["info", "{dir}"],
-    ["demo-data", "{file}/data", "--species", "2"],
-    ["spectrogram", "{clip}", "-o", "{file}/x.png"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["info", "{dir}"],
+        ["demo-data", "{file}/data", "--species", "2"],
+        ["spectrogram", "{clip}", "-o", "{file}/x.png"],
+    ],
+)
 def test_a_folder_where_a_file_should_be_is_one_line(tmp_path, clips, args):
     """A folder where a file is read, a file where a folder is made: one line, no
     IsADirectoryError/NotADirectoryError traceback."""

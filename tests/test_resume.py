@@ -63,11 +63,13 @@ SCRIPT = textwrap.dedent("""
 def _killed_run(tmp_path: Path, data: Path, where: str) -> Path:
     run = tmp_path / f"run-{where}"
     script = tmp_path / f"train_{where}.py"
-    script.write_text(SCRIPT.format(tests=str(REPO / "tests"), where=where, data=str(data),
-                                    run=str(run)))
+    script.write_text(
+        SCRIPT.format(tests=str(REPO / "tests"), where=where, data=str(data), run=str(run))
+    )
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"), TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     return run
 
@@ -105,8 +107,12 @@ def test_killed_while_saving_resumes_to_the_same_model(tmp_path):
     assert not (run / "report").exists()
 
     resumed = workflow.train(data, run, resume=True, export=False)
-    whole = workflow.train(data, tmp_path / "whole", export=False,
-                           config=tiny_config(epochs_frozen=3, epochs_finetune=2, patience=5))
+    whole = workflow.train(
+        data,
+        tmp_path / "whole",
+        export=False,
+        config=tiny_config(epochs_frozen=3, epochs_finetune=2, patience=5),
+    )
     assert resumed.history == whole.history
     for a, b in zip(_weights(resumed.model_path), _weights(whole.model_path)):
         np.testing.assert_array_equal(a, b)

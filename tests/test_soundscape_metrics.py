@@ -95,25 +95,41 @@ def det(start, end, label, score, file=""):
 
 
 def test_event_matching_on_a_hand_made_example():
-    truth = [ann("r1.wav", 1.0, 2.0, "tit"),  # 0: found by d0 (and d1, lower score)
-             ann("r1.wav", 5.0, 6.0, "tit"),  # 1: d2 covers only 0.4 of it: missed
-             ann("r1.wav", 8.0, 9.0, "gull"),  # 2: found by d4
-             ann("r2.wav", 1.0, 2.0, "gull")]  # 3: d5 is in the other file: missed
-    dets = [det(0.5, 3.5, "tit", 0.9, "r1.wav"),  # 0: TP (covers all of song 0)
-            det(1.0, 2.0, "tit", 0.8, "r1.wav"),  # 1: FP, song 0 already taken
-            det(5.6, 7.0, "tit", 0.95, "r1.wav"),  # 2: FP, 0.4 < 0.5 of song 1
-            det(8.0, 9.0, "tit", 0.7, "r1.wav"),  # 3: FP, wrong species
-            det(7.5, 8.5, "gull", 0.6, "/other/dir/r1.wav"),  # 4: TP, exactly half, same name
-            det(1.0, 2.0, "gull", 0.99, "r3.wav")]  # 5: FP, no such selection in r3
+    truth = [
+        ann("r1.wav", 1.0, 2.0, "tit"),  # 0: found by d0 (and d1, lower score)
+        ann("r1.wav", 5.0, 6.0, "tit"),  # 1: d2 covers only 0.4 of it: missed
+        ann("r1.wav", 8.0, 9.0, "gull"),  # 2: found by d4
+        ann("r2.wav", 1.0, 2.0, "gull"),
+    ]  # 3: d5 is in the other file: missed
+    dets = [
+        det(0.5, 3.5, "tit", 0.9, "r1.wav"),  # 0: TP (covers all of song 0)
+        det(1.0, 2.0, "tit", 0.8, "r1.wav"),  # 1: FP, song 0 already taken
+        det(5.6, 7.0, "tit", 0.95, "r1.wav"),  # 2: FP, 0.4 < 0.5 of song 1
+        det(8.0, 9.0, "tit", 0.7, "r1.wav"),  # 3: FP, wrong species
+        det(7.5, 8.5, "gull", 0.6, "/other/dir/r1.wav"),  # 4: TP, exactly half, same name
+        det(1.0, 2.0, "gull", 0.99, "r3.wav"),
+    ]  # 5: FP, no such selection in r3
     match = match_events(dets, truth, min_overlap=0.5)
     assert sorted(match.pairs) == [(0, 0), (4, 2)]
     assert match.false_positives == (1, 2, 3, 5)
     assert match.false_negatives == (1, 3)
     report = event_metrics(dets, truth, min_overlap=0.5)
     assert report["per_species"]["tit"] == {
-        "tp": 1, "fp": 3, "fn": 1, "precision": 0.25, "recall": 0.5, "f1": pytest.approx(1 / 3)}
+        "tp": 1,
+        "fp": 3,
+        "fn": 1,
+        "precision": 0.25,
+        "recall": 0.5,
+        "f1": pytest.approx(1 / 3),
+    }
     assert report["per_species"]["gull"] == {
-        "tp": 1, "fp": 1, "fn": 1, "precision": 0.5, "recall": 0.5, "f1": 0.5}
+        "tp": 1,
+        "fp": 1,
+        "fn": 1,
+        "precision": 0.5,
+        "recall": 0.5,
+        "f1": 0.5,
+    }
     assert report["overall"]["tp"] == 2 and report["overall"]["fp"] == 4
     json.dumps(report)
 
@@ -134,8 +150,14 @@ def test_greedy_matching_follows_scores_and_iou_is_stricter():
     # min_score drops weak detections, labels limit the species
     report = event_metrics([first, second], truth, min_score=0.5, labels=["a", "b"])
     assert report["per_species"]["a"]["fp"] == 0
-    assert report["per_species"]["b"] == {"tp": 0, "fp": 0, "fn": 0, "precision": None,
-                                          "recall": None, "f1": None}
+    assert report["per_species"]["b"] == {
+        "tp": 0,
+        "fp": 0,
+        "fn": 0,
+        "precision": None,
+        "recall": None,
+        "f1": None,
+    }
     with pytest.raises(InvalidParameterError, match="'overlap'"):
         match_events([first], truth, overlap="dice")
     assert match_events([], truth).false_negatives == (0,)

@@ -37,14 +37,19 @@ def test_tables_parse_back_and_pair_with_their_recordings(scapes):
         got = [(a.start, a.end, a.label, a.low_freq, a.high_freq) for a in rec.annotations]
         want = [(a.start, a.end, a.label, a.low_freq, a.high_freq) for a in scape.songs]
         assert np.array([g[:2] for g in got]) == pytest.approx(
-            np.array([w[:2] for w in want]), abs=1e-6)
+            np.array([w[:2] for w in want]), abs=1e-6
+        )
         assert [g[2:] for g in got] == [w[2:] for w in want]
         assert read_raven(scape.table).annotations[0].file == scape.path.name
     labels = index.labels
     assert len(labels) >= 4  # several species sing
     songs = [a for s in written for a in s.songs]
-    overlapping = sum(1 for s in written for a, b in zip(s.songs, s.songs[1:], strict=False)
-                      if b.start < a.end and b.label != a.label)
+    overlapping = sum(
+        1
+        for s in written
+        for a, b in zip(s.songs, s.songs[1:], strict=False)
+        if b.start < a.end and b.label != a.label
+    )
     assert overlapping >= 2  # some songs overlap another species
     assert len(songs) >= 20
     for s in written:  # a quiet stretch: no song in it, windows there are "no bird"
@@ -107,8 +112,9 @@ def test_same_seed_same_files_other_seed_other_songs(tmp_path):
 
 
 def test_soundscape_in_memory_and_bad_arguments():
-    audio, scape = soundscape(species=["Coal_Tit"], seconds=10.0, sample_rate=16000, seed=2,
-                              overlap_probability=1.0)
+    audio, scape = soundscape(
+        species=["Coal_Tit"], seconds=10.0, sample_rate=16000, seed=2, overlap_probability=1.0
+    )
     assert audio.dtype == np.float32 and audio.shape == (160000,)
     assert 0.1 <= float(np.max(np.abs(audio))) <= 0.8
     assert scape.songs and {a.label for a in scape.songs} == {"Coal_Tit"}  # no one to overlap

@@ -294,21 +294,31 @@ def test_field_recording_is_reproducible_from_its_seed():
 def test_field_snr_is_what_the_audio_measures_and_spans_the_range():
     snrs = []
     for seed in range(16):
-        rec = synth.field_recording("Common_Blackbird", duration_seconds=3.0,
-                                    sample_rate=16000, individual=seed, seed=seed)
+        rec = synth.field_recording(
+            "Common_Blackbird", duration_seconds=3.0, sample_rate=16000, individual=seed, seed=seed
+        )
         assert -1.0 <= rec.snr_db <= 19.0
         assert _measured_snr(rec) == pytest.approx(rec.snr_db, abs=0.05)
         snrs.append(rec.snr_db)
     assert max(snrs) - min(snrs) > 10.0  # drawn over the range, not one level
-    low = synth.field_recording("Coal_Tit", duration_seconds=3.0, sample_rate=16000,
-                                snr_db=(-1.0, -1.0))
+    low = synth.field_recording(
+        "Coal_Tit", duration_seconds=3.0, sample_rate=16000, snr_db=(-1.0, -1.0)
+    )
     assert _measured_snr(low) == pytest.approx(-1.0, abs=0.05)
 
 
 def test_field_recordings_hold_distractors_silence_and_clipping():
-    recs = [synth.field_recording("Brambling", duration_seconds=2.5, sample_rate=16000,
-                                  individual=s, seed=s, distractor_species=["Coal_Tit", "Brambling"])
-            for s in range(40)]
+    recs = [
+        synth.field_recording(
+            "Brambling",
+            duration_seconds=2.5,
+            sample_rate=16000,
+            individual=s,
+            seed=s,
+            distractor_species=["Coal_Tit", "Brambling"],
+        )
+        for s in range(40)
+    ]
     with_distractor = [r for r in recs if r.distractors]
     assert 8 <= len(with_distractor) <= 32  # about half
     assert all(set(r.distractors) == {"Coal_Tit"} for r in with_distractor)  # never itself
@@ -331,8 +341,10 @@ def test_field_birds_have_their_own_repertoire():
     assert individual_template("Common_Blackbird", 3) == individual_template("Common_Blackbird", 3)
     counts = {len(individual_template("Common_Blackbird", i).phrases) for i in range(10)}
     assert counts == {4}  # 70 % of the species' six phrases, a different choice per bird
-    chosen = {tuple(p.syls[0].kind for p in individual_template("Common_Blackbird", i).phrases)
-              for i in range(10)}
+    chosen = {
+        tuple(p.syls[0].kind for p in individual_template("Common_Blackbird", i).phrases)
+        for i in range(10)
+    }
     assert len(chosen) > 1
 
 
@@ -342,9 +354,14 @@ def test_field_dataset_mixes_formats_and_splits_by_individual(tmp_path):
     from birdsong.dataset import index_dataset, split_recordings
 
     root = tmp_path / "field"
-    summary = synth.write_demo_dataset(root, species=3, individuals=10,
-                                       recordings_per_individual=1, duration_seconds=1.5,
-                                       difficulty="field")
+    summary = synth.write_demo_dataset(
+        root,
+        species=3,
+        individuals=10,
+        recordings_per_individual=1,
+        duration_seconds=1.5,
+        difficulty="field",
+    )
     assert summary.files == 30
     rows = list(csv.DictReader((root / "field_conditions.csv").open()))
     assert len(rows) == 30
@@ -367,8 +384,13 @@ def test_field_dataset_mixes_formats_and_splits_by_individual(tmp_path):
 
 
 def test_field_dataset_is_deterministic(tmp_path):
-    kwargs = {"species": ["Coal_Tit", "Brambling"], "individuals": 1,
-              "recordings_per_individual": 2, "duration_seconds": 1.0, "difficulty": "field"}
+    kwargs = {
+        "species": ["Coal_Tit", "Brambling"],
+        "individuals": 1,
+        "recordings_per_individual": 2,
+        "duration_seconds": 1.0,
+        "difficulty": "field",
+    }
     synth.write_demo_dataset(tmp_path / "a", **kwargs)
     synth.write_demo_dataset(tmp_path / "b", **kwargs)
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.*"))
@@ -385,8 +407,25 @@ def test_demo_data_cli_writes_a_field_set(tmp_path, capsys):
     from birdsong.cli import main
 
     out = tmp_path / "data"
-    assert main(["demo-data", str(out), "--species", "2", "--individuals", "10",
-                 "--recordings", "1", "--seconds", "1", "--difficulty", "field"]) == 0
+    assert (
+        main(
+            [
+                "demo-data",
+                str(out),
+                "--species",
+                "2",
+                "--individuals",
+                "10",
+                "--recordings",
+                "1",
+                "--seconds",
+                "1",
+                "--difficulty",
+                "field",
+            ]
+        )
+        == 0
+    )
     assert "wrote 20 recordings" in capsys.readouterr().out
     assert (out / "field_conditions.csv").is_file()
     assert {p.suffix for p in out.rglob("*_ind10_rec01.*")} <= {".wav", ".flac", ".ogg"}

@@ -13,12 +13,15 @@ from birdsong.thresholds import apply_thresholds, choose_thresholds
 # Scores of four species over eight validation windows, and the truth.
 RANKED = np.array([0.9, 0.8, 0.7, 0.6, 0.4, 0.3, 0.2, 0.1])
 SCORES = np.stack([RANKED, RANKED, RANKED[::-1], RANKED], axis=1)
-TARGETS = np.stack([
-    [1, 1, 0, 1, 0, 1, 0, 0],  # tit: F1 peaks at 0.3, precision >= 0.7 lowest at 0.6
-    [0, 1, 0, 0, 0, 0, 0, 0],  # gull: one positive under a negative, precision <= 0.5
-    [0, 0, 0, 0, 0, 0, 0, 0],  # wren: never heard in validation
-    [1, 1, 1, 1, 0, 0, 0, 0],  # finch: separable
-], axis=1)
+TARGETS = np.stack(
+    [
+        [1, 1, 0, 1, 0, 1, 0, 0],  # tit: F1 peaks at 0.3, precision >= 0.7 lowest at 0.6
+        [0, 1, 0, 0, 0, 0, 0, 0],  # gull: one positive under a negative, precision <= 0.5
+        [0, 0, 0, 0, 0, 0, 0, 0],  # wren: never heard in validation
+        [1, 1, 1, 1, 0, 0, 0, 0],  # finch: separable
+    ],
+    axis=1,
+)
 LABELS = ["tit", "gull", "wren", "finch"]
 
 

@@ -20,16 +20,20 @@ pytestmark = pytest.mark.slow
 def backbone_file(tmp_path):
     """A fixed 'pretrained' backbone so that weight changes can be checked exactly."""
     keras.utils.set_random_seed(123)
-    net = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35,
-                                         include_top=False, weights=None)
+    net = keras.applications.MobileNetV2(
+        input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None
+    )
     path = tmp_path / "backbone.weights.h5"
     net.save_weights(path)
     return path
 
 
 def _backbone_weights(model):
-    return {layer.name: [np.array(w) for w in layer.get_weights()]
-            for layer in model.get_layer("backbone").layers if layer.get_weights()}
+    return {
+        layer.name: [np.array(w) for w in layer.get_weights()]
+        for layer in model.get_layer("backbone").layers
+        if layer.get_weights()
+    }
 
 
 def _reference(backbone_file, labels):
@@ -39,8 +43,12 @@ def _reference(backbone_file, labels):
 
 def test_phase1_leaves_backbone_unchanged(tmp_path, backbone_file):
     data = write_tone_dataset(tmp_path / "data")
-    result = workflow.train(data, tmp_path / "run", config=tiny_config(
-        weights=str(backbone_file), epochs_frozen=2, epochs_finetune=0), export=False)
+    result = workflow.train(
+        data,
+        tmp_path / "run",
+        config=tiny_config(weights=str(backbone_file), epochs_frozen=2, epochs_finetune=0),
+        export=False,
+    )
     before = _reference(backbone_file, result.labels)
     after = _backbone_weights(load_keras_model(result.model_path))
     for name, weights in before.items():
@@ -52,15 +60,24 @@ def test_phase1_leaves_backbone_unchanged(tmp_path, backbone_file):
 def test_phase2_changes_only_unfrozen_layers_and_skips_bad_files(tmp_path, backbone_file):
     data = write_tone_dataset(tmp_path / "data")
     (data / "low" / "corrupt_ind09_rec01.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
-    result = workflow.train(data, tmp_path / "run", config=tiny_config(
-        weights=str(backbone_file), epochs_frozen=1, epochs_finetune=1,
-        fine_tune_from="block_15_expand"), export=False)
+    result = workflow.train(
+        data,
+        tmp_path / "run",
+        config=tiny_config(
+            weights=str(backbone_file),
+            epochs_frozen=1,
+            epochs_finetune=1,
+            fine_tune_from="block_15_expand",
+        ),
+        export=False,
+    )
     before = _reference(backbone_file, result.labels)
     after = _backbone_weights(load_keras_model(result.model_path))
     names = list(before)
     first = names.index("block_15_expand")
-    changed = {n for n in names if any(not np.array_equal(a, b)
-                                       for a, b in zip(before[n], after[n]))}
+    changed = {
+        n for n in names if any(not np.array_equal(a, b) for a, b in zip(before[n], after[n]))
+    }
     assert changed, "fine-tuning changed nothing"
     assert all(names.index(n) >= first for n in changed), "a frozen layer moved"
     assert not any("_BN" in n or n.endswith("bn") for n in changed), "BatchNorm moved"
@@ -74,11 +91,22 @@ def test_phase2_changes_only_unfrozen_layers_and_skips_bad_files(tmp_path, backb
 
 def test_run_directory_holds_everything(trained_run):
     run = trained_run.run_dir
-    for name in ("model.keras", "config.json", "labels.txt", "history.json", "history.csv",
-                 "learning_curves.png", "split.csv", "model.tflite", "summary.json",
-                 "report/report.json", "report/report.md", "report/per_species.csv",
-                 "report/confusion_matrix_per_recording.png",
-                 "report/confusion_matrix_per_window.csv"):
+    for name in (
+        "model.keras",
+        "config.json",
+        "labels.txt",
+        "history.json",
+        "history.csv",
+        "learning_curves.png",
+        "split.csv",
+        "model.tflite",
+        "summary.json",
+        "report/report.json",
+        "report/report.md",
+        "report/per_species.csv",
+        "report/confusion_matrix_per_recording.png",
+        "report/confusion_matrix_per_window.csv",
+    ):
         assert (run / name).exists(), name
     assert (run / "labels.txt").read_text().split() == ["high", "low", "mid"]
     history = json.loads((run / "history.json").read_text())
@@ -87,8 +115,10 @@ def test_run_directory_holds_everything(trained_run):
     csv_lines = (run / "history.csv").read_text().splitlines()
     assert csv_lines[0].startswith("phase,epoch") and len(csv_lines) == 5
     report = trained_run.report
-    assert report["per_recording"]["n"] > 0 and report["per_window"]["n"] >= \
-        report["per_recording"]["n"]
+    assert (
+        report["per_recording"]["n"] > 0
+        and report["per_window"]["n"] >= report["per_recording"]["n"]
+    )
     # the split never puts one individual on both sides
     rows = [line.split(",") for line in (run / "split.csv").read_text().splitlines()[1:]]
     train_groups = {r[3] for r in rows if r[2] == "train"}
@@ -99,8 +129,9 @@ def test_existing_run_needs_resume(trained_run):
     from birdsong.errors import InvalidParameterError
 
     with pytest.raises(InvalidParameterError, match="'output_dir'.*resume"):
-        workflow.train(trained_run.run_dir.parent / "data", trained_run.run_dir,
-                       config=tiny_config())
+        workflow.train(
+            trained_run.run_dir.parent / "data", trained_run.run_dir, config=tiny_config()
+        )
 
 
 def test_train_leaves_global_state_as_it_was(tmp_path):
@@ -110,9 +141,9 @@ def test_train_leaves_global_state_as_it_was(tmp_path):
     expected = np.random.get_state()[1].copy()
     data = write_tone_dataset(tmp_path / "data")
     np.random.seed(7)
-    workflow.train(data, tmp_path / "run", config=tiny_config(epochs_frozen=1,
-                                                              epochs_finetune=0),
-                   export=False)
+    workflow.train(
+        data, tmp_path / "run", config=tiny_config(epochs_frozen=1, epochs_finetune=0), export=False
+    )
     assert not tf_config.is_op_determinism_enabled()
     np.testing.assert_array_equal(np.random.get_state()[1], expected)
 
@@ -122,8 +153,9 @@ def test_failed_start_leaves_no_run_folder(tmp_path):
 
     data = write_tone_dataset(tmp_path / "data")
     with pytest.raises(BirdsongError):
-        workflow.train(data, tmp_path / "run",
-                       config=tiny_config(weights=str(tmp_path / "no-such.weights.h5")))
+        workflow.train(
+            data, tmp_path / "run", config=tiny_config(weights=str(tmp_path / "no-such.weights.h5"))
+        )
     assert not (tmp_path / "run").exists()
 
 
@@ -155,16 +187,25 @@ def test_collapsed_model_is_reported(trained_run):
     kernel, _ = dense.get_weights()
     dense.set_weights([np.zeros_like(kernel), np.array([0.5, 0.1, -0.2], np.float32)])
     index = index_dataset(trained_run.run_dir.parent / "data")
-    report = evaluate_index(lambda x: np.asarray(model(x, training=False)), index,
-                            features=config.features, rules=config.windows, labels=labels)
+    report = evaluate_index(
+        lambda x: np.asarray(model(x, training=False)),
+        index,
+        features=config.features,
+        rules=config.windows,
+        labels=labels,
+    )
     assert report["collapsed"] is True
     assert "learnt nothing" in _markdown(report)
     # the same network with a head that reads its features is not called collapsed
     rng = np.random.default_rng(0)
-    dense.set_weights([rng.normal(0, 50, kernel.shape).astype(np.float32),
-                       np.zeros(3, np.float32)])
-    report = evaluate_index(lambda x: np.asarray(model(x, training=False)), index,
-                            features=config.features, rules=config.windows, labels=labels)
+    dense.set_weights([rng.normal(0, 50, kernel.shape).astype(np.float32), np.zeros(3, np.float32)])
+    report = evaluate_index(
+        lambda x: np.asarray(model(x, training=False)),
+        index,
+        features=config.features,
+        rules=config.windows,
+        labels=labels,
+    )
     assert report["collapsed"] is False
 
 
@@ -183,9 +224,13 @@ def test_mirrored_strategy_trains(tmp_path):
     """`--strategy mirrored` builds and trains under tf.distribute (one CPU replica here;
     every local GPU on a machine that has them)."""
     data = write_tone_dataset(tmp_path / "data")
-    result = workflow.train(data, tmp_path / "run", config=tiny_config(epochs_frozen=1,
-                                                                       epochs_finetune=1),
-                            strategy="mirrored", export=False)
+    result = workflow.train(
+        data,
+        tmp_path / "run",
+        config=tiny_config(epochs_frozen=1, epochs_finetune=1),
+        strategy="mirrored",
+        export=False,
+    )
     assert len(result.history["phase2"]) == 1 and result.model_path.exists()
     with pytest.raises(ValueError, match="'strategy'"):
         workflow.train(data, tmp_path / "run2", config=tiny_config(), strategy="tpu-pod")
@@ -215,10 +260,16 @@ def test_multi_label_training_with_a_background_folder(tmp_path):
     (data / "_Background").mkdir()
     rng = np.random.default_rng(0)
     for i in range(4):
-        sf.write(data / "_Background" / f"noise_ind{i:02d}.wav",
-                 (0.01 * rng.standard_normal(32000)).astype(np.float32), 16000)
-    result = workflow.train(data, tmp_path / "run", config=tiny_config(
-        multi_label=True, epochs_frozen=3, epochs_finetune=1))
+        sf.write(
+            data / "_Background" / f"noise_ind{i:02d}.wav",
+            (0.01 * rng.standard_normal(32000)).astype(np.float32),
+            16000,
+        )
+    result = workflow.train(
+        data,
+        tmp_path / "run",
+        config=tiny_config(multi_label=True, epochs_frozen=3, epochs_finetune=1),
+    )
     assert result.labels == ("high", "low", "mid")
     thresholds = json.loads((result.run_dir / "thresholds.json").read_text())
     assert set(thresholds["per_species"]) == {"high", "low", "mid"}
@@ -226,7 +277,8 @@ def test_multi_label_training_with_a_background_folder(tmp_path):
     info = read_metadata(result.tflite_path)
     assert info.settings["output"] == "sigmoid"
     assert info.settings["thresholds"] == pytest.approx(
-        {k: v["threshold"] for k, v in thresholds["per_species"].items()}, abs=1e-6)
+        {k: v["threshold"] for k, v in thresholds["per_species"].items()}, abs=1e-6
+    )
     clf = Classifier(result.tflite_path)
     assert clf.multi_label and clf.thresholds == pytest.approx(info.settings["thresholds"])
     scores = clf.predict_windows(np.zeros((1, clf.features.num_samples), np.float32))
@@ -249,18 +301,24 @@ def test_folders_and_annotation_tables_train_one_model(tmp_path):
     t = np.arange(16000 * 2) / 16000
     for k in range(5):
         x = 0.01 * rng.standard_normal(16000 * 8)
-        x[16000:48000] += 0.3 * np.sin(2 * np.pi * 800 * t)      # low, 1-3 s
-        x[32000:64000] += 0.3 * np.sin(2 * np.pi * 5000 * t)     # high, 2-4 s: overlap
+        x[16000:48000] += 0.3 * np.sin(2 * np.pi * 800 * t)  # low, 1-3 s
+        x[32000:64000] += 0.3 * np.sin(2 * np.pi * 5000 * t)  # high, 2-4 s: overlap
         sf.write(scapes / f"scape{k}.wav", x.astype(np.float32), 16000)
-        write_raven(scapes / f"scape{k}.Table.1.selections.txt",
-                    [Annotation("", 1.0, 3.0, "low"), Annotation("", 2.0, 4.0, "high")],
-                    file=f"scape{k}.wav")
+        write_raven(
+            scapes / f"scape{k}.Table.1.selections.txt",
+            [Annotation("", 1.0, 3.0, "low"), Annotation("", 2.0, 4.0, "high")],
+            file=f"scape{k}.wav",
+        )
     with pytest.raises(InvalidParameterError, match="multi_label"):
         workflow.train(data, tmp_path / "softmax", config=tiny_config(), annotations=scapes)
     assert not (tmp_path / "softmax").exists()
-    result = workflow.train(data, tmp_path / "run", annotations=scapes, export=False,
-                            config=tiny_config(multi_label=True, epochs_frozen=2,
-                                               epochs_finetune=1))
+    result = workflow.train(
+        data,
+        tmp_path / "run",
+        annotations=scapes,
+        export=False,
+        config=tiny_config(multi_label=True, epochs_frozen=2, epochs_finetune=1),
+    )
     split = RunDir(result.run_dir).read_split()
     strong = [r for r in split.train + split.validation if not r.label]
     assert len(strong) == 5  # every annotated recording, on one side each

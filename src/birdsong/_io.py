@@ -29,7 +29,6 @@ def printable(text: object, *, newlines: bool = True) -> str:
     return pattern.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), s)
 
 
-
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)
@@ -44,8 +43,13 @@ def _existing_ancestor(path: Path) -> Path:
     return parent
 
 
-def check_output_file(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (),
-                      name: str = "output", replace: bool = True) -> Path:
+def check_output_file(
+    path: str | os.PathLike,
+    *,
+    inputs: Iterable[str | os.PathLike] = (),
+    name: str = "output",
+    replace: bool = True,
+) -> Path:
     """Check, before any work, that ``path`` can receive a file and holds no input.
 
     Parameters
@@ -72,22 +76,26 @@ def check_output_file(path: str | os.PathLike, *, inputs: Iterable[str | os.Path
         raise parameter_error(name, "a file to write, not an existing folder", text)
     ancestor = _existing_ancestor(out)
     if not ancestor.is_dir():
-        raise parameter_error(name, f"a file path whose folder can exist, but {ancestor} "
-                              "is a file", text)
+        raise parameter_error(
+            name, f"a file path whose folder can exist, but {ancestor} is a file", text
+        )
     if out.exists():
         for item in inputs:
             if _same_file(out, Path(item)):
-                raise parameter_error(name, "a new file, not one of the inputs (it would "
-                                      "be overwritten)", text)
+                raise parameter_error(
+                    name, "a new file, not one of the inputs (it would be overwritten)", text
+                )
         if replace and not out.is_file():
-            raise parameter_error(name, "a regular file path (it exists and is not a "
-                                  "regular file)", text)
+            raise parameter_error(
+                name, "a regular file path (it exists and is not a regular file)", text
+            )
     _check_writable(ancestor, name, text, out.exists() and not replace and out)
     return out
 
 
-def check_output_dir(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (),
-                     name: str = "output") -> Path:
+def check_output_dir(
+    path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike] = (), name: str = "output"
+) -> Path:
     """Check, before any work, that ``path`` is or can become a writable folder that is
     neither an input nor inside one of the ``inputs`` folders."""
     out = Path(path)
@@ -101,16 +109,19 @@ def check_output_dir(path: str | os.PathLike, *, inputs: Iterable[str | os.PathL
     for item in inputs:
         top = os.path.realpath(item)
         if real == top or real.startswith(top.rstrip(os.sep) + os.sep):
-            raise parameter_error(name, f"a folder outside the input {os.fspath(item)!r} "
-                                  "(its files would mix with the inputs)", text)
+            raise parameter_error(
+                name,
+                f"a folder outside the input {os.fspath(item)!r} "
+                "(its files would mix with the inputs)",
+                text,
+            )
     _check_writable(ancestor, name, text, False)
     return out
 
 
 def _check_writable(folder: Path, name: str, text: str, existing: Path | bool) -> None:
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise parameter_error(name, f"in a writable folder ({folder}: permission denied)",
-                              text)
+        raise parameter_error(name, f"in a writable folder ({folder}: permission denied)", text)
     if existing and not os.access(existing, os.W_OK):
         raise parameter_error(name, "a writable file (permission denied)", text)
 
@@ -147,7 +158,7 @@ def remove_stale_parts(path: str | os.PathLike) -> list[Path]:
     removed: list[Path] = []
     prefix = f".{final.name}."
     for name in [n for n in hidden if n.startswith(prefix)]:
-        rest = name[len(prefix):]
+        rest = name[len(prefix) :]
         pid_text = rest.split(".", 1)[0]
         if pid_text.isdigit() and "." in rest:
             if _pid_alive(int(pid_text)):
@@ -189,8 +200,9 @@ def atomic_path(path: str | os.PathLike, *, suffix: str = "") -> Iterator[Path]:
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_parts(final)  # what an interrupted (killed) earlier write left behind
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.{os.getpid()}.", suffix=suffix + ".part",
-                               dir=final.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{final.name}.{os.getpid()}.", suffix=suffix + ".part", dir=final.parent
+    )
     # mkstemp makes the file private (0600); give it the mode a plain open() would
     with contextlib.suppress(OSError, AttributeError):  # no fchmod on Windows
         os.fchmod(fd, 0o666 & ~_umask())
@@ -222,8 +234,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return Path(path)
 
 
-def atomic_write_text(path: str | os.PathLike, text: str, *,
-                      errors: str = "surrogateescape") -> Path:
+def atomic_write_text(
+    path: str | os.PathLike, text: str, *, errors: str = "surrogateescape"
+) -> Path:
     """Write UTF-8 text atomically. A file name that is not valid UTF-8 (decoded by
     Python with surrogate escapes) is written back as its original bytes instead of
     failing the whole report; read such files with ``errors="surrogateescape"``."""

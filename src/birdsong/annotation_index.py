@@ -109,9 +109,13 @@ def _is_partial(path: Path, partial: bool | Collection[str]) -> bool:
     return path.name in partial or path.stem in partial or str(path) in partial
 
 
-def index_annotations(folder: str | os.PathLike, *, species_column: str | None = None,
-                      labels: Sequence[str] | None = None,
-                      partial: bool | Collection[str] = False) -> AnnotationIndex:
+def index_annotations(
+    folder: str | os.PathLike,
+    *,
+    species_column: str | None = None,
+    labels: Sequence[str] | None = None,
+    partial: bool | Collection[str] = False,
+) -> AnnotationIndex:
     """Find annotation tables under ``folder`` and pair them with their recordings.
 
     Parameters
@@ -168,8 +172,7 @@ def index_annotations(folder: str | os.PathLike, *, species_column: str | None =
         for a in table.annotations:
             if a.file:
                 exact = [p for p in (path.parent / a.file, root / a.file) if p.is_file()]
-                rec = exact[0] if exact else pick(by_name.get(_basename(a.file), []),
-                                                  path.parent)
+                rec = exact[0] if exact else pick(by_name.get(_basename(a.file), []), path.parent)
                 why = f"unknown file {a.file!r} (no such recording under {root})"
             elif own is None:
                 orphans.append(a)
@@ -183,9 +186,16 @@ def index_annotations(folder: str | os.PathLike, *, species_column: str | None =
             if path not in used_tables.setdefault(rec, []):
                 used_tables[rec].append(path)
         if orphans:  # one record for the table, not one per row
-            skipped.append(SkippedRow(str(path), orphans[0].line, (
-                f"no recording named {_table_stem(path)}.<audio> pairs with this table (or "
-                f"several do); {len(orphans)} row(s) left out")))
+            skipped.append(
+                SkippedRow(
+                    str(path),
+                    orphans[0].line,
+                    (
+                        f"no recording named {_table_stem(path)}.<audio> pairs with this table (or "
+                        f"several do); {len(orphans)} row(s) left out"
+                    ),
+                )
+            )
 
     wanted = None if labels is None else set(labels)
     recordings: list[AnnotatedRecording] = []
@@ -207,14 +217,27 @@ def index_annotations(folder: str | os.PathLike, *, species_column: str | None =
                 keep.append(replace(a, end=min(a.end, duration)))
                 continue
             skipped.append(SkippedRow(a.source, a.line, why))
-        recordings.append(AnnotatedRecording(
-            rec, duration, tuple(sorted(keep, key=lambda a: (a.start, a.end, a.label))),
-            tuple(used_tables[rec]), not _is_partial(rec, partial)))
-    final = tuple(labels) if labels is not None else tuple(
-        sorted({a.label for r in recordings for a in r.annotations}))
+        recordings.append(
+            AnnotatedRecording(
+                rec,
+                duration,
+                tuple(sorted(keep, key=lambda a: (a.start, a.end, a.label))),
+                tuple(used_tables[rec]),
+                not _is_partial(rec, partial),
+            )
+        )
+    final = (
+        tuple(labels)
+        if labels is not None
+        else tuple(sorted({a.label for r in recordings for a in r.annotations}))
+    )
     unannotated = [p for p in audio if p not in found]
-    log.info("Annotations: %d recordings, %d labels, %d skipped rows/files",
-             len(recordings), len(final), len(skipped))
+    log.info(
+        "Annotations: %d recordings, %d labels, %d skipped rows/files",
+        len(recordings),
+        len(final),
+        len(skipped),
+    )
     return AnnotationIndex(root, final, recordings, skipped, unannotated)
 
 
@@ -223,9 +246,14 @@ def _real(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def window_labels(annotations: Iterable[Annotation], window_starts: Sequence[float] | np.ndarray,
-                  *, clip_seconds: float, labels: Sequence[str],
-                  min_overlap: float = 0.5) -> np.ndarray:
+def window_labels(
+    annotations: Iterable[Annotation],
+    window_starts: Sequence[float] | np.ndarray,
+    *,
+    clip_seconds: float,
+    labels: Sequence[str],
+    min_overlap: float = 0.5,
+) -> np.ndarray:
     """Multi-hot labels of the windows of one recording.
 
     A window ``[w, w + clip_seconds)`` gets a selection's label when their overlap is
@@ -259,8 +287,9 @@ def window_labels(annotations: Iterable[Annotation], window_starts: Sequence[flo
     annotations = list(annotations)
     files = {a.file for a in annotations}
     if len(files) > 1:
-        raise parameter_error("annotations", "the selections of one recording", sorted(files),
-                              owner=owner)
+        raise parameter_error(
+            "annotations", "the selections of one recording", sorted(files), owner=owner
+        )
     starts = np.asarray(window_starts, dtype=np.float64).reshape(-1)
     column = {label: i for i, label in enumerate(labels)}
     out = np.zeros((starts.size, len(column)), dtype=np.float32)
@@ -274,17 +303,21 @@ def window_labels(annotations: Iterable[Annotation], window_starts: Sequence[flo
     need = np.minimum(min_overlap * (e - s), min_overlap * clip_seconds) - eps
     step = max(1, 2_000_000 // len(kept))  # bounded memory on long recordings
     for first in range(0, starts.size, step):
-        w = starts[first:first + step, None]
+        w = starts[first : first + step, None]
         overlap = np.minimum(e[None, :], w + clip_seconds) - np.maximum(s[None, :], w)
         rows, cols = np.nonzero((overlap > eps) & (overlap >= need[None, :]))
         out[first + rows, col[cols]] = 1.0
     return out
 
 
-def recording_targets(recording: AnnotatedRecording,
-                      window_starts: Sequence[float] | np.ndarray, *, clip_seconds: float,
-                      labels: Sequence[str], min_overlap: float = 0.5
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def recording_targets(
+    recording: AnnotatedRecording,
+    window_starts: Sequence[float] | np.ndarray,
+    *,
+    clip_seconds: float,
+    labels: Sequence[str],
+    min_overlap: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
     """Window labels of an annotated recording and which windows can be trusted.
 
     Returns
@@ -295,22 +328,34 @@ def recording_targets(recording: AnnotatedRecording,
         All true for a fully annotated recording (an empty window is "no bird"); for a
         partial one, only windows with at least one label (the rest are unknown).
     """
-    targets = window_labels(recording.annotations, window_starts, clip_seconds=clip_seconds,
-                            labels=labels, min_overlap=min_overlap)
+    targets = window_labels(
+        recording.annotations,
+        window_starts,
+        clip_seconds=clip_seconds,
+        labels=labels,
+        min_overlap=min_overlap,
+    )
     known = np.ones(len(targets), bool) if recording.complete else targets.any(axis=1)
     return targets, known
 
 
-def annotated_recordings(folder: str | os.PathLike, *, validation_fraction: float,
-                         seed: int, species_column: str | None = None
-                         ) -> tuple[list[Recording], list[Recording], list[Skipped],
-                                    tuple[str, ...]]:
+def annotated_recordings(
+    folder: str | os.PathLike,
+    *,
+    validation_fraction: float,
+    seed: int,
+    species_column: str | None = None,
+) -> tuple[list[Recording], list[Recording], list[Skipped], tuple[str, ...]]:
     """Recordings with annotation tables (Raven, Audacity, CSV) under ``folder``, split
     by recording: ``(train, validation, skipped, species found)``. Bad rows and
     unpaired tables are in ``skipped`` with the table's name and line."""
     found = index_annotations(folder, species_column=species_column)
-    recs = [Recording(r.path, "", r.path.as_posix(), r.duration, tuple(r.annotations),
-                      r.complete, strong=True) for r in found.recordings]
+    recs = [
+        Recording(
+            r.path, "", r.path.as_posix(), r.duration, tuple(r.annotations), r.complete, strong=True
+        )
+        for r in found.recordings
+    ]
     order = list(range(len(recs)))
     random.Random(seed).shuffle(order)
     n_val = int(round(validation_fraction * len(recs))) if len(recs) > 1 else 0

@@ -55,8 +55,14 @@ __all__ = [
     "write_raven",
 ]
 
-SPECIES_COLUMNS: tuple[str, ...] = ("Species", "Annotation", "Label", "Common Name", "Class",
-                                    "Species Code")
+SPECIES_COLUMNS: tuple[str, ...] = (
+    "Species",
+    "Annotation",
+    "Label",
+    "Common Name",
+    "Class",
+    "Species Code",
+)
 """Species columns tried in order when ``species_column`` is not given."""
 
 _RAVEN_BEGIN, _RAVEN_END = "Begin Time (s)", "End Time (s)"
@@ -124,8 +130,9 @@ def _number(text: str | None) -> float | None:
     text = (text or "").strip()
     if not text:
         return None
-    value = float(text.replace(",", ".")) if text.count(",") == 1 and "." not in text \
-        else float(text)
+    value = (
+        float(text.replace(",", ".")) if text.count(",") == 1 and "." not in text else float(text)
+    )
     if not math.isfinite(value):
         raise ValueError(text)
     return value
@@ -136,14 +143,29 @@ def _basename(name: str) -> str:
     return re.split(r"[\\/]", name.strip())[-1]
 
 
-def _row(table: AnnotationTable, line: int, file: str, start: str | None, end: str | None,
-         label: str | None, low: str | None = None, high: str | None = None,
-         score: str | None = None, offset: str | None = None) -> None:
+def _row(
+    table: AnnotationTable,
+    line: int,
+    file: str,
+    start: str | None,
+    end: str | None,
+    label: str | None,
+    low: str | None = None,
+    high: str | None = None,
+    score: str | None = None,
+    offset: str | None = None,
+) -> None:
     """Validate one row; append an Annotation or a SkippedRow to ``table``."""
     name = str(table.path)
     values: dict[str, float | None] = {}
-    for key, text in (("start", start), ("end", end), ("low frequency", low),
-                      ("high frequency", high), ("score", score), ("file offset", offset)):
+    for key, text in (
+        ("start", start),
+        ("end", end),
+        ("low frequency", low),
+        ("high frequency", high),
+        ("score", score),
+        ("file offset", offset),
+    ):
         try:
             values[key] = _number(text)
         except ValueError:
@@ -167,15 +189,18 @@ def _row(table: AnnotationTable, line: int, file: str, start: str | None, end: s
         return
     lo, hi = values["low frequency"], values["high frequency"]
     if lo is not None and hi is not None and hi < lo:
-        table.skipped.append(SkippedRow(name, line, f"high frequency {hi:g} Hz is below "
-                                                    f"low frequency {lo:g} Hz"))
+        table.skipped.append(
+            SkippedRow(name, line, f"high frequency {hi:g} Hz is below low frequency {lo:g} Hz")
+        )
         return
-    table.annotations.append(Annotation(file, float(s), float(e), label, lo, hi, name, line,
-                                        values["score"]))
+    table.annotations.append(
+        Annotation(file, float(s), float(e), label, lo, hi, name, line, values["score"])
+    )
 
 
-def read_raven(path: str | os.PathLike, *, species_column: str | None = None,
-               file: str = "") -> AnnotationTable:
+def read_raven(
+    path: str | os.PathLike, *, species_column: str | None = None, file: str = ""
+) -> AnnotationTable:
     """Read a Raven selection table.
 
     Parameters
@@ -200,14 +225,22 @@ def read_raven(path: str | os.PathLike, *, species_column: str | None = None,
     header = [h.strip() for h in lines[0].split("\t")] if lines else []
     column = {h.lower(): i for i, h in reversed(list(enumerate(header)))}
     if _RAVEN_BEGIN.lower() not in column or _RAVEN_END.lower() not in column:
-        table.skipped.append(SkippedRow(str(path), 1, f"not a Raven selection table (no "
-                                                      f"{_RAVEN_BEGIN!r}/{_RAVEN_END!r} column)"))
+        table.skipped.append(
+            SkippedRow(
+                str(path),
+                1,
+                f"not a Raven selection table (no {_RAVEN_BEGIN!r}/{_RAVEN_END!r} column)",
+            )
+        )
         return table
     tried = (species_column,) if species_column else SPECIES_COLUMNS
     species = next((column[c.lower()] for c in tried if c.lower() in column), None)
     if species is None:
-        table.skipped.append(SkippedRow(str(path), 1, f"no species column (tried "
-                                                      f"{', '.join(tried)}); pass species_column="))
+        table.skipped.append(
+            SkippedRow(
+                str(path), 1, f"no species column (tried {', '.join(tried)}); pass species_column="
+            )
+        )
         return table
 
     def cell(cells: list[str], name: str) -> str | None:
@@ -221,16 +254,25 @@ def read_raven(path: str | os.PathLike, *, species_column: str | None = None,
         cells = text.split("\t")
         key = (cell(cells, "Selection") or "").strip() or f"line {number}"
         view = (cell(cells, "View") or "").lower()
-        if key not in rows or ("spectrogram" in view and "spectrogram" not in
-                               (cell(rows[key][1], "View") or "").lower()):
+        if key not in rows or (
+            "spectrogram" in view
+            and "spectrogram" not in (cell(rows[key][1], "View") or "").lower()
+        ):
             rows[key] = (number, cells)
     for number, cells in sorted(rows.values(), key=lambda item: item[0]):
         named = cell(cells, "Begin File") or cell(cells, "Begin Path") or ""
-        _row(table, number, _basename(named) if named.strip() else file,
-             cell(cells, _RAVEN_BEGIN), cell(cells, _RAVEN_END), cell(cells, header[species]),
-             cell(cells, _RAVEN_LOW), cell(cells, _RAVEN_HIGH),
-             cell(cells, "Score") or cell(cells, "Confidence"),
-             cell(cells, "File Offset (s)") if named.strip() else None)
+        _row(
+            table,
+            number,
+            _basename(named) if named.strip() else file,
+            cell(cells, _RAVEN_BEGIN),
+            cell(cells, _RAVEN_END),
+            cell(cells, header[species]),
+            cell(cells, _RAVEN_LOW),
+            cell(cells, _RAVEN_HIGH),
+            cell(cells, "Score") or cell(cells, "Confidence"),
+            cell(cells, "File Offset (s)") if named.strip() else None,
+        )
     return table
 
 
@@ -255,20 +297,25 @@ def read_audacity(path: str | os.PathLike, *, file: str = "") -> AnnotationTable
                     low, high = _number(cells[1]), _number(cells[2])
                 except ValueError:
                     continue
-                table.annotations[-1] = replace(table.annotations[-1], low_freq=low,
-                                                high_freq=high)
+                table.annotations[-1] = replace(table.annotations[-1], low_freq=low, high_freq=high)
             continue
         if len(cells) < 2:
-            table.skipped.append(SkippedRow(str(path), number, "expected start, end and label "
-                                                                "separated by tabs"))
+            table.skipped.append(
+                SkippedRow(str(path), number, "expected start, end and label separated by tabs")
+            )
             continue
         count = len(table.annotations)
         _row(table, number, file, cells[0], cells[1], "\t".join(cells[2:]))
         if len(table.annotations) > count:
             last_line = number
     if not timed and table.skipped:  # a README, not a label track: one record, not one a line
-        table.skipped = [SkippedRow(str(path), table.skipped[0].line, "not an annotation table "
-                                    "(no line starts with two times separated by a tab)")]
+        table.skipped = [
+            SkippedRow(
+                str(path),
+                table.skipped[0].line,
+                "not an annotation table (no line starts with two times separated by a tab)",
+            )
+        ]
     return table
 
 
@@ -282,8 +329,11 @@ def read_csv(path: str | os.PathLike) -> AnnotationTable:
     names = {h.strip().lower(): i for i, h in enumerate(header or [])}
     missing = [c for c in ("file", "start", "end", "label") if c not in names]
     if missing:
-        table.skipped.append(SkippedRow(str(path), 1, f"CSV header lacks {', '.join(missing)} "
-                                                      "(need file,start,end,label)"))
+        table.skipped.append(
+            SkippedRow(
+                str(path), 1, f"CSV header lacks {', '.join(missing)} (need file,start,end,label)"
+            )
+        )
         return table
     line = reader.line_num
     for cells in reader:
@@ -295,8 +345,17 @@ def read_csv(path: str | os.PathLike) -> AnnotationTable:
             i = names.get(name)
             return cells[i] if i is not None and i < len(cells) else None
 
-        _row(table, number, (cell("file") or "").strip(), cell("start"), cell("end"),
-             cell("label"), cell("low_freq"), cell("high_freq"), cell("score"))
+        _row(
+            table,
+            number,
+            (cell("file") or "").strip(),
+            cell("start"),
+            cell("end"),
+            cell("label"),
+            cell("low_freq"),
+            cell("high_freq"),
+            cell("score"),
+        )
     return table
 
 
@@ -305,8 +364,9 @@ def _is_raven(path: Path) -> bool:
         return _RAVEN_BEGIN.encode() in fh.readline()
 
 
-def read_table(path: str | os.PathLike, *, species_column: str | None = None,
-               file: str = "") -> AnnotationTable:
+def read_table(
+    path: str | os.PathLike, *, species_column: str | None = None, file: str = ""
+) -> AnnotationTable:
     """Read any supported table: ``.csv`` as CSV, a ``.txt`` whose header has
     ``Begin Time (s)`` as Raven, any other ``.txt`` as an Audacity label track."""
     path = Path(path)
@@ -318,16 +378,31 @@ def read_table(path: str | os.PathLike, *, species_column: str | None = None,
 
 
 # ------------------------------------------------------------------------------- writing
-_RAVEN_HEADER = ("Selection", "View", "Channel", _RAVEN_BEGIN, _RAVEN_END, _RAVEN_LOW,
-                 _RAVEN_HIGH, "Begin File", "File Offset (s)", "Species")
+_RAVEN_HEADER = (
+    "Selection",
+    "View",
+    "Channel",
+    _RAVEN_BEGIN,
+    _RAVEN_END,
+    _RAVEN_LOW,
+    _RAVEN_HIGH,
+    "Begin File",
+    "File Offset (s)",
+    "Species",
+)
 
 
 def _clean(text: object) -> str:
     return str(text).replace("\t", " ").replace("\r", " ").replace("\n", " ")
 
 
-def write_raven(path: str | os.PathLike, detections: Iterable[Any], *, file: str = "",
-                freq_range: tuple[float, float] = (0.0, 16000.0)) -> Path:
+def write_raven(
+    path: str | os.PathLike,
+    detections: Iterable[Any],
+    *,
+    file: str = "",
+    freq_range: tuple[float, float] = (0.0, 16000.0),
+) -> Path:
     """Write selections or detections as a Raven selection table that Raven and
     :func:`read_raven` open.
 
@@ -362,9 +437,14 @@ def raven_header(*, scored: bool = True) -> str:
     return "\t".join(_RAVEN_HEADER + (("Score",) if scored else ()))
 
 
-def raven_rows(detections: Iterable[Any], *, file: str = "",
-               freq_range: tuple[float, float] = (0.0, 16000.0), first_selection: int = 1,
-               scored: bool = True) -> list[str]:
+def raven_rows(
+    detections: Iterable[Any],
+    *,
+    file: str = "",
+    freq_range: tuple[float, float] = (0.0, 16000.0),
+    first_selection: int = 1,
+    scored: bool = True,
+) -> list[str]:
     """Table lines (no line breaks) for ``detections``, numbered from
     ``first_selection``: what :func:`write_raven` writes, for a writer that streams a
     table recording by recording (``birdsong predict --format raven``)."""
@@ -374,10 +454,18 @@ def raven_rows(detections: Iterable[Any], *, file: str = "",
         high = getattr(d, "high_freq", None)
         name = _basename(str(getattr(d, "file", "") or file))
         start, end = float(d.start), float(d.end)
-        cells = [str(i), "Spectrogram 1", "1", f"{start:.6f}", f"{end:.6f}",
-                 f"{freq_range[0] if low is None else low:.3f}",
-                 f"{freq_range[1] if high is None else high:.3f}", _clean(name),
-                 f"{start:.6f}", _clean(d.label)]
+        cells = [
+            str(i),
+            "Spectrogram 1",
+            "1",
+            f"{start:.6f}",
+            f"{end:.6f}",
+            f"{freq_range[0] if low is None else low:.3f}",
+            f"{freq_range[1] if high is None else high:.3f}",
+            _clean(name),
+            f"{start:.6f}",
+            _clean(d.label),
+        ]
         if scored:
             score = getattr(d, "score", None)
             cells.append("" if score is None else f"{float(score):.6f}")

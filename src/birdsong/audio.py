@@ -71,13 +71,15 @@ def _check_path(source: Source) -> None:
         if not hasattr(source, "read"):
             raise InvalidParameterError(
                 "The 'source' parameter must be a path or a binary file object. "
-                f"Got {type(source).__name__} instead.")
+                f"Got {type(source).__name__} instead."
+            )
         return
     path = Path(source)
     if not path.exists():
         if path.is_symlink():
-            raise FileNotFoundError(f"No such audio file: {path} (a broken symbolic link or "
-                                    "a symlink loop)")
+            raise FileNotFoundError(
+                f"No such audio file: {path} (a broken symbolic link or a symlink loop)"
+            )
         raise FileNotFoundError(f"No such audio file: {path}")
     if path.is_dir():
         raise AudioError(f"{path}: is a directory, not an audio file")
@@ -86,7 +88,8 @@ def _check_path(source: Source) -> None:
     if path.suffix.lower() in _KNOWN_UNSUPPORTED:
         raise AudioError(
             f"{path}: the {path.suffix} format is not supported; convert it to one of "
-            f"{_FORMATS_HELP} (e.g. ffmpeg -i in{path.suffix} out.flac)")
+            f"{_FORMATS_HELP} (e.g. ffmpeg -i in{path.suffix} out.flac)"
+        )
 
 
 def _native_path(source: str | os.PathLike):
@@ -128,22 +131,26 @@ def _open(source: Source):
 
     _check_path(source)
     try:
-        return sf.SoundFile(_native_path(source) if isinstance(source, (str, os.PathLike))
-                            else _Guarded(source))
+        return sf.SoundFile(
+            _native_path(source) if isinstance(source, (str, os.PathLike)) else _Guarded(source)
+        )
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, EOFError) as exc:
         why = str(exc)
         if "does not exist or is not a regular file" in why:
             # libsndfile's MP3 reader says this of any file it cannot parse
             why = "format not recognised, or a damaged stream"
-        raise AudioError(f"{_name(source)}: cannot decode audio ({why}); supported formats: "
-                         f"{_FORMATS_HELP}") from exc
+        raise AudioError(
+            f"{_name(source)}: cannot decode audio ({why}); supported formats: {_FORMATS_HELP}"
+        ) from exc
 
 
 def _check_header(name: str, rate: int, channels: int) -> None:
     low, high = _NATIVE_RATES
     if not low <= rate <= high:
-        raise AudioError(f"{name}: implausible sample rate {rate} Hz in the header (expected "
-                         f"{low}..{high}); the file is damaged or not audio")
+        raise AudioError(
+            f"{name}: implausible sample rate {rate} Hz in the header (expected "
+            f"{low}..{high}); the file is damaged or not audio"
+        )
     if channels <= 0:
         raise AudioError(f"{name}: invalid header ({channels} channels)")
 
@@ -167,8 +174,14 @@ class AudioInfo:
 def audio_info(source: Source) -> AudioInfo:
     """Read a file's header (cheap) or raise :class:`AudioError` naming the file."""
     with _open(source) as f:
-        info = AudioInfo(_name(source), int(f.samplerate), int(f.channels), int(f.frames),
-                         str(f.format), str(f.subtype))
+        info = AudioInfo(
+            _name(source),
+            int(f.samplerate),
+            int(f.channels),
+            int(f.frames),
+            str(f.format),
+            str(f.subtype),
+        )
     _check_header(info.path, info.sample_rate, info.channels)
     return info
 
@@ -179,10 +192,16 @@ def check_sample_rate(sample_rate: object, *, optional: bool = False) -> int | N
         return None
     if isinstance(sample_rate, float) and sample_rate.is_integer():
         sample_rate = int(sample_rate)
-    if (not isinstance(sample_rate, (int, np.integer)) or isinstance(sample_rate, bool)
-            or not 1000 <= sample_rate <= 768000):
-        raise parameter_error("sample_rate", "an int in [1000, 768000]"
-                              + (" or None" if optional else ""), sample_rate)
+    if (
+        not isinstance(sample_rate, (int, np.integer))
+        or isinstance(sample_rate, bool)
+        or not 1000 <= sample_rate <= 768000
+    ):
+        raise parameter_error(
+            "sample_rate",
+            "an int in [1000, 768000]" + (" or None" if optional else ""),
+            sample_rate,
+        )
     return int(sample_rate)
 
 
@@ -196,8 +215,9 @@ def resample(signal: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray
         return np.asarray(signal, dtype=np.float32)
     import soxr
 
-    return soxr.resample(np.asarray(signal, dtype=np.float32), orig_rate, target_rate,
-                         quality="HQ").astype(np.float32, copy=False)
+    return soxr.resample(
+        np.asarray(signal, dtype=np.float32), orig_rate, target_rate, quality="HQ"
+    ).astype(np.float32, copy=False)
 
 
 def _check_samples(name: str, block: np.ndarray) -> None:
@@ -205,8 +225,10 @@ def _check_samples(name: str, block: np.ndarray) -> None:
         raise AudioError(f"{name}: the signal contains NaN or infinite samples")
     peak = float(np.abs(block).max()) if block.size else 0.0
     if peak > MAX_ABS_SAMPLE:
-        raise AudioError(f"{name}: samples of magnitude {peak:.3g} are not audio (expected "
-                         "about [-1, 1]); the file is damaged")
+        raise AudioError(
+            f"{name}: samples of magnitude {peak:.3g} are not audio (expected "
+            "about [-1, 1]); the file is damaged"
+        )
 
 
 def _blocks(f, name: str, block_frames: int) -> Iterator[np.ndarray]:
@@ -223,8 +245,9 @@ def _blocks(f, name: str, block_frames: int) -> Iterator[np.ndarray]:
         yield _to_mono(block)
 
 
-def _stream(source: Source, sample_rate: int | None, block_seconds: float
-            ) -> Iterator[tuple[np.ndarray, int]]:
+def _stream(
+    source: Source, sample_rate: int | None, block_seconds: float
+) -> Iterator[tuple[np.ndarray, int]]:
     """Yield (mono float32 block at the target rate, rate); raises AudioError if empty."""
     with _open(source) as f:
         name, native, channels = _name(source), int(f.samplerate), int(f.channels)
@@ -246,8 +269,12 @@ def _stream(source: Source, sample_rate: int | None, block_seconds: float
             yield resampler.resample_chunk(np.zeros(0, np.float32), last=True), rate
 
 
-def load_audio(source: Source, *, sample_rate: int | None = DEFAULT_SAMPLE_RATE,
-               max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+def load_audio(
+    source: Source,
+    *,
+    sample_rate: int | None = DEFAULT_SAMPLE_RATE,
+    max_seconds: float | None = None,
+) -> tuple[np.ndarray, int]:
     """Decode a recording to a mono float32 signal.
 
     Parameters
@@ -277,8 +304,9 @@ def load_audio(source: Source, *, sample_rate: int | None = DEFAULT_SAMPLE_RATE,
         FLAC cut mid-stream raises ("decoding failed part-way").
     """
     sample_rate = check_sample_rate(sample_rate, optional=True)
-    if max_seconds is not None and not (isinstance(max_seconds, (int, float))
-                                        and np.isfinite(max_seconds) and max_seconds > 0):
+    if max_seconds is not None and not (
+        isinstance(max_seconds, (int, float)) and np.isfinite(max_seconds) and max_seconds > 0
+    ):
         raise parameter_error("max_seconds", "a number > 0 or None", max_seconds)
     parts: list[np.ndarray] = []
     rate = sample_rate or 0
@@ -309,8 +337,9 @@ def _window_count(length: int, size: int, hop: int) -> int:
     return 1 + int(np.ceil((length - size) / hop))
 
 
-def _hop_samples(clip_seconds: float, hop_seconds: float | None, sample_rate: int
-                 ) -> tuple[int, int]:
+def _hop_samples(
+    clip_seconds: float, hop_seconds: float | None, sample_rate: int
+) -> tuple[int, int]:
     size = int(round(clip_seconds * sample_rate))
     hop = size if hop_seconds is None else int(round(hop_seconds * sample_rate))
     if size < 1:
@@ -320,8 +349,9 @@ def _hop_samples(clip_seconds: float, hop_seconds: float | None, sample_rate: in
     return size, hop
 
 
-def frame(signal: np.ndarray, *, sample_rate: int, clip_seconds: float,
-          hop_seconds: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def frame(
+    signal: np.ndarray, *, sample_rate: int, clip_seconds: float, hop_seconds: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Cut a signal into fixed windows.
 
     Windows start at 0, hop, 2*hop, ... until every sample is covered. A clip shorter
@@ -351,9 +381,14 @@ class Window:
     samples: np.ndarray
 
 
-def stream_windows(source: Source, *, sample_rate: int = DEFAULT_SAMPLE_RATE,
-                   clip_seconds: float = 3.0, hop_seconds: float | None = None,
-                   block_seconds: float = 60.0) -> Iterator[Window]:
+def stream_windows(
+    source: Source,
+    *,
+    sample_rate: int = DEFAULT_SAMPLE_RATE,
+    clip_seconds: float = 3.0,
+    hop_seconds: float | None = None,
+    block_seconds: float = 60.0,
+) -> Iterator[Window]:
     """Walk a recording of any length window by window in bounded memory.
 
     Yields the same windows as ``frame(load_audio(source)...)`` (same starts, same
@@ -371,8 +406,11 @@ def stream_windows(source: Source, *, sample_rate: int = DEFAULT_SAMPLE_RATE,
         buf = np.concatenate([buf, block]) if buf.size else block
         while next_start + size <= offset + buf.size:
             i = next_start - offset
-            yield Window(next_start / sample_rate, (next_start + size) / sample_rate,
-                         buf[i:i + size].copy())
+            yield Window(
+                next_start / sample_rate,
+                (next_start + size) / sample_rate,
+                buf[i : i + size].copy(),
+            )
             next_start += hop
         drop = min(next_start - offset, buf.size)
         if drop > 0:
@@ -383,7 +421,7 @@ def stream_windows(source: Source, *, sample_rate: int = DEFAULT_SAMPLE_RATE,
     while next_start < n * hop and (next_start < total or next_start == 0):
         i = next_start - offset
         w = np.zeros(size, np.float32)
-        part = buf[max(i, 0):i + size]
+        part = buf[max(i, 0) : i + size]
         w[: part.size] = part
         yield Window(next_start / sample_rate, min(next_start + size, total) / sample_rate, w)
         next_start += hop
@@ -392,8 +430,9 @@ def stream_windows(source: Source, *, sample_rate: int = DEFAULT_SAMPLE_RATE,
 # ---------------------------------------------------------------------------- activity
 
 
-def activity(windows: np.ndarray, *, sample_rate: int,
-             noise_floor_db: float | None = None) -> np.ndarray:
+def activity(
+    windows: np.ndarray, *, sample_rate: int, noise_floor_db: float | None = None
+) -> np.ndarray:
     """Score how much sound (above the background) each window holds, in [0, 1].
 
     The score is the fraction of 25-ms frames whose pre-emphasised energy is at least
@@ -406,8 +445,9 @@ def activity(windows: np.ndarray, *, sample_rate: int,
     ----------
     windows : np.ndarray [shape=(n_windows, n_samples)]
     """
-    return activity_from_energy(frame_energy_db(windows, sample_rate=sample_rate),
-                                noise_floor_db=noise_floor_db)
+    return activity_from_energy(
+        frame_energy_db(windows, sample_rate=sample_rate), noise_floor_db=noise_floor_db
+    )
 
 
 def frame_energy_db(windows: np.ndarray, *, sample_rate: int) -> np.ndarray:
@@ -420,12 +460,14 @@ def frame_energy_db(windows: np.ndarray, *, sample_rate: int) -> np.ndarray:
     w = np.atleast_2d(np.asarray(windows, dtype=np.float32))
     if w.shape[0] == 0:
         return np.zeros((0, max(1, w.shape[1] // max(1, int(0.025 * sample_rate)))))
-    return np.concatenate([_frame_energy_db(w[i:i + 8], sample_rate)
-                           for i in range(0, w.shape[0], 8)])  # 8 rows: small copies
+    return np.concatenate(
+        [_frame_energy_db(w[i : i + 8], sample_rate) for i in range(0, w.shape[0], 8)]
+    )  # 8 rows: small copies
 
 
-def activity_from_energy(energy_db: np.ndarray, *,
-                         noise_floor_db: float | None = None) -> np.ndarray:
+def activity_from_energy(
+    energy_db: np.ndarray, *, noise_floor_db: float | None = None
+) -> np.ndarray:
     """Activity per window from :func:`frame_energy_db` rows; the noise floor is the
     20th percentile of every frame given (the whole recording) unless given."""
     energy_db = np.atleast_2d(np.asarray(energy_db, dtype=np.float64))
@@ -441,6 +483,9 @@ def _frame_energy_db(w: np.ndarray, sample_rate: int) -> np.ndarray:
     hop = max(1, int(0.025 * sample_rate))
     emph = np.diff(w, axis=1, prepend=w[:, :1]) + 0.03 * w
     n_frames = max(1, emph.shape[1] // hop)
-    frames = (emph[:, : n_frames * hop].reshape(w.shape[0], n_frames, -1)
-              if emph.shape[1] >= hop else emph[:, None, :])
+    frames = (
+        emph[:, : n_frames * hop].reshape(w.shape[0], n_frames, -1)
+        if emph.shape[1] >= hop
+        else emph[:, None, :]
+    )
     return 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=2) + 1e-12)

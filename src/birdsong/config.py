@@ -65,12 +65,25 @@ def _check(owner: str | None, name: str, value: Any, ok: bool, requirement: str)
         raise parameter_error(name, requirement, value, owner=owner)
 
 
-def _number(owner: str | None, name: str, value: Any, *, low: float | None = None,
-            high: float | None = None, low_open: bool = False, integer: bool = False) -> None:
+def _number(
+    owner: str | None,
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    integer: bool = False,
+) -> None:
     kind = int if integer else (int, float)
     is_num = isinstance(value, kind) and not isinstance(value, bool)
-    _check(owner, name, value, is_num and math.isfinite(value),
-           "an int" if integer else "a finite number")
+    _check(
+        owner,
+        name,
+        value,
+        is_num and math.isfinite(value),
+        "an int" if integer else "a finite number",
+    )
     if low is not None:
         if low_open:
             _check(owner, name, value, value > low, f"> {low}")
@@ -110,18 +123,33 @@ class FeatureConfig:
         _number(own, "clip_seconds", self.clip_seconds, low=0.1, high=60.0)
         _number(own, "n_fft", self.n_fft, low=64, high=16384, integer=True)
         _check(own, "n_fft", self.n_fft, self.n_fft & (self.n_fft - 1) == 0, "a power of two")
-        _check(own, "n_fft", self.n_fft, self.n_fft <= self.num_samples,
-               f"<= the samples in one clip ({self.num_samples})")
+        _check(
+            own,
+            "n_fft",
+            self.n_fft,
+            self.n_fft <= self.num_samples,
+            f"<= the samples in one clip ({self.num_samples})",
+        )
         _number(own, "stft_hop_seconds", self.stft_hop_seconds, low=0.0, low_open=True)
-        _check(own, "stft_hop_seconds", self.stft_hop_seconds, self.hop_length >= 1,
-               "at least one sample long")
+        _check(
+            own,
+            "stft_hop_seconds",
+            self.stft_hop_seconds,
+            self.hop_length >= 1,
+            "at least one sample long",
+        )
         _number(own, "n_mels", self.n_mels, low=8, high=512, integer=True)
         _number(own, "fmin", self.fmin, low=0.0)
         if self.fmax is None:
             object.__setattr__(self, "fmax", min(15000.0, self.sample_rate / 2))
         _number(own, "fmax", self.fmax, low=0.0, low_open=True)
-        _check(own, "fmax", self.fmax, self.fmax <= self.sample_rate / 2,
-               f"<= sample_rate/2 ({self.sample_rate / 2:g})")
+        _check(
+            own,
+            "fmax",
+            self.fmax,
+            self.fmax <= self.sample_rate / 2,
+            f"<= sample_rate/2 ({self.sample_rate / 2:g})",
+        )
         _check(own, "fmin", self.fmin, self.fmin < self.fmax, f"< fmax ({self.fmax:g})")
         _number(own, "db_range", self.db_range, low=10.0, high=200.0)
         _number(own, "min_reference_db", self.min_reference_db, low=-200.0, high=20.0)
@@ -155,16 +183,22 @@ def min_hop_seconds(clip_seconds: float) -> float:
     return clip_seconds / 20
 
 
-def check_hop(hop_seconds: Any, clip_seconds: float, *, name: str = "hop_seconds",
-              owner: str | None = None) -> float:
+def check_hop(
+    hop_seconds: Any, clip_seconds: float, *, name: str = "hop_seconds", owner: str | None = None
+) -> float:
     """A window hop in seconds: a number in [min_hop_seconds(clip), clip_seconds].
 
     ``name`` is the parameter the caller knows (``overlap`` in ``predict``, where the
     hop is ``clip_seconds - overlap``)."""
     low = min_hop_seconds(clip_seconds)
     _number(owner, name, hop_seconds, low=0.0, low_open=True)
-    _check(owner, name, hop_seconds, low - 1e-9 <= hop_seconds <= clip_seconds + 1e-9,
-           f"between {low:g} and the window length {clip_seconds:g} s")
+    _check(
+        owner,
+        name,
+        hop_seconds,
+        low - 1e-9 <= hop_seconds <= clip_seconds + 1e-9,
+        f"between {low:g} and the window length {clip_seconds:g} s",
+    )
     return float(hop_seconds)
 
 
@@ -205,8 +239,13 @@ class WindowRules:
             _number(own, "hop_seconds", self.hop_seconds, low=MIN_HOP_SECONDS)
         _number(own, "min_activity", self.min_activity, low=0.0, high=1.0)
         _number(own, "max_windows", self.max_windows, low=1, high=100_000, integer=True)
-        _check(own, "aggregation", self.aggregation, self.aggregation in AGGREGATIONS,
-               f"one of {', '.join(AGGREGATIONS)}")
+        _check(
+            own,
+            "aggregation",
+            self.aggregation,
+            self.aggregation in AGGREGATIONS,
+            f"one of {', '.join(AGGREGATIONS)}",
+        )
 
     def for_clip(self, clip_seconds: float) -> WindowRules:
         """These rules with the hop resolved for windows of ``clip_seconds``."""
@@ -235,9 +274,16 @@ class AugmentConfig:
         _number(own, "gain_db", self.gain_db, low=0.0, high=40.0)
         _number(own, "noise_probability", self.noise_probability, low=0.0, high=1.0)
         snr = self.noise_snr_db
-        _check(own, "noise_snr_db", snr, isinstance(snr, (tuple, list)) and len(snr) == 2
-               and all(isinstance(v, (int, float)) for v in snr) and snr[0] <= snr[1],
-               "a (low, high) pair of dB values with low <= high")
+        _check(
+            own,
+            "noise_snr_db",
+            snr,
+            isinstance(snr, (tuple, list))
+            and len(snr) == 2
+            and all(isinstance(v, (int, float)) for v in snr)
+            and snr[0] <= snr[1],
+            "a (low, high) pair of dB values with low <= high",
+        )
         object.__setattr__(self, "noise_snr_db", (float(snr[0]), float(snr[1])))
         for name in ("freq_masks", "time_masks"):
             _number(own, name, getattr(self, name), low=0, high=10, integer=True)
@@ -248,8 +294,14 @@ class AugmentConfig:
     @classmethod
     def off(cls) -> AugmentConfig:
         """No augmentation at all."""
-        return cls(time_shift_seconds=0.0, gain_db=0.0, noise_probability=0.0,
-                   freq_masks=0, time_masks=0, mixup_alpha=0.0)
+        return cls(
+            time_shift_seconds=0.0,
+            gain_db=0.0,
+            noise_probability=0.0,
+            freq_masks=0,
+            time_masks=0,
+            mixup_alpha=0.0,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -305,15 +357,28 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         own = "TrainConfig"
-        _check(own, "features", self.features, isinstance(self.features, FeatureConfig),
-               "a FeatureConfig")
-        _check(own, "augment", self.augment, isinstance(self.augment, AugmentConfig),
-               "an AugmentConfig")
-        _check(own, "windows", self.windows, isinstance(self.windows, WindowRules),
-               "a WindowRules")
+        _check(
+            own,
+            "features",
+            self.features,
+            isinstance(self.features, FeatureConfig),
+            "a FeatureConfig",
+        )
+        _check(
+            own,
+            "augment",
+            self.augment,
+            isinstance(self.augment, AugmentConfig),
+            "an AugmentConfig",
+        )
+        _check(own, "windows", self.windows, isinstance(self.windows, WindowRules), "a WindowRules")
         object.__setattr__(self, "windows", self.windows.for_clip(self.features.clip_seconds))
-        check_hop(self.windows.hop_seconds, self.features.clip_seconds,
-                  name="windows.hop_seconds", owner=own)
+        check_hop(
+            self.windows.hop_seconds,
+            self.features.clip_seconds,
+            name="windows.hop_seconds",
+            owner=own,
+        )
         _number(own, "validation_fraction", self.validation_fraction, low=0.0, high=0.9)
         if self.group_pattern is not None:
             import re
@@ -322,15 +387,29 @@ class TrainConfig:
                 re.compile(self.group_pattern)
             except (re.error, TypeError):
                 _check(own, "group_pattern", self.group_pattern, False, "a regular expression")
-        _check(own, "alpha", self.alpha, self.alpha in (0.35, 0.5, 0.75, 1.0, 1.3, 1.4),
-               "one of 0.35, 0.5, 0.75, 1.0, 1.3, 1.4")
-        if isinstance(self.weights, str) and self.weights.strip().lower() in ("none", "",
-                                                                            "random"):
+        _check(
+            own,
+            "alpha",
+            self.alpha,
+            self.alpha in (0.35, 0.5, 0.75, 1.0, 1.3, 1.4),
+            "one of 0.35, 0.5, 0.75, 1.0, 1.3, 1.4",
+        )
+        if isinstance(self.weights, str) and self.weights.strip().lower() in ("none", "", "random"):
             object.__setattr__(self, "weights", None)  # "random" is no pretraining either
-        _check(own, "weights", self.weights, self.weights is None
-               or isinstance(self.weights, str), "'imagenet', None or a path to a weights file")
-        _check(own, "multi_label", self.multi_label, isinstance(self.multi_label, bool),
-               "True or False")
+        _check(
+            own,
+            "weights",
+            self.weights,
+            self.weights is None or isinstance(self.weights, str),
+            "'imagenet', None or a path to a weights file",
+        )
+        _check(
+            own,
+            "multi_label",
+            self.multi_label,
+            isinstance(self.multi_label, bool),
+            "True or False",
+        )
         _number(own, "dropout", self.dropout, low=0.0, high=0.9)
         for name, value in _schedule(self.weights is not None).items():
             if getattr(self, name) is None:
@@ -339,36 +418,66 @@ class TrainConfig:
         _number(own, "epochs_finetune", self.epochs_finetune, low=0, integer=True)
         _number(own, "batch_size", self.batch_size, low=1, high=4096, integer=True)
         _number(own, "learning_rate", self.learning_rate, low=0.0, low_open=True, high=1.0)
-        _number(own, "finetune_learning_rate", self.finetune_learning_rate, low=0.0,
-                low_open=True, high=1.0)
-        _check(own, "fine_tune_from", self.fine_tune_from,
-               isinstance(self.fine_tune_from, str) and bool(self.fine_tune_from),
-               "'auto' or the name of a MobileNetV2 layer")
+        _number(
+            own,
+            "finetune_learning_rate",
+            self.finetune_learning_rate,
+            low=0.0,
+            low_open=True,
+            high=1.0,
+        )
+        _check(
+            own,
+            "fine_tune_from",
+            self.fine_tune_from,
+            isinstance(self.fine_tune_from, str) and bool(self.fine_tune_from),
+            "'auto' or the name of a MobileNetV2 layer",
+        )
         _number(own, "patience", self.patience, low=0, integer=True)
         _number(own, "label_smoothing", self.label_smoothing, low=0.0, high=0.5)
         if self.target_precision is not None:
-            _number(own, "target_precision", self.target_precision, low=0.0, low_open=True,
-                    high=1.0)
+            _number(
+                own, "target_precision", self.target_precision, low=0.0, low_open=True, high=1.0
+            )
         _number(own, "seed", self.seed, low=0, integer=True)
-        _check(own, "epochs_frozen + epochs_finetune", self.epochs_frozen +
-               self.epochs_finetune, self.epochs_frozen + self.epochs_finetune > 0, "> 0")
+        _check(
+            own,
+            "epochs_frozen + epochs_finetune",
+            self.epochs_frozen + self.epochs_finetune,
+            self.epochs_frozen + self.epochs_finetune > 0,
+            "> 0",
+        )
 
 
 def _schedule(pretrained: bool) -> dict[str, Any]:
     """The schedule that fits the weights (see :class:`TrainConfig`)."""
     if pretrained:
-        return {"epochs_frozen": 10, "epochs_finetune": 10, "finetune_learning_rate": 1e-5,
-                "patience": 3}
-    return {"epochs_frozen": 0, "epochs_finetune": 60, "finetune_learning_rate": 2e-3,
-            "patience": 12}
+        return {
+            "epochs_frozen": 10,
+            "epochs_finetune": 10,
+            "finetune_learning_rate": 1e-5,
+            "patience": 3,
+        }
+    return {
+        "epochs_frozen": 0,
+        "epochs_finetune": 60,
+        "finetune_learning_rate": 2e-3,
+        "patience": 12,
+    }
 
 
-_NESTED: dict[str, type] = {"features": FeatureConfig, "augment": AugmentConfig,
-                            "windows": WindowRules}
+_NESTED: dict[str, type] = {
+    "features": FeatureConfig,
+    "augment": AugmentConfig,
+    "windows": WindowRules,
+}
 #: Settings of birdsong 0.1 that moved into ``TrainConfig.windows`` (old run directories
 #: and old ``.tflite`` metadata still load).
-_MOVED = {"window_hop_seconds": "hop_seconds", "max_windows_per_recording": "max_windows",
-          "min_activity": "min_activity"}
+_MOVED = {
+    "window_hop_seconds": "hop_seconds",
+    "max_windows_per_recording": "max_windows",
+    "min_activity": "min_activity",
+}
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -380,7 +489,8 @@ def from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
     """Build ``cls`` from a dict, rejecting unknown keys by name."""
     if not isinstance(data, Mapping):
         raise InvalidParameterError(
-            f"A {cls.__name__} must be read from a JSON object. Got {type(data).__name__}.")
+            f"A {cls.__name__} must be read from a JSON object. Got {type(data).__name__}."
+        )
     names = {f.name for f in dataclasses.fields(cls)}
     if cls is TrainConfig and any(k in data for k in _MOVED):
         data = dict(data)
@@ -393,7 +503,8 @@ def from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
     if unknown:
         raise InvalidParameterError(
             f"Unknown {cls.__name__} setting(s): {', '.join(map(repr, unknown))}. "
-            f"Known settings: {', '.join(sorted(names))}.")
+            f"Known settings: {', '.join(sorted(names))}."
+        )
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     for key, value in data.items():

@@ -36,8 +36,14 @@ from .audio import AUDIO_EXTENSIONS, audio_info
 from .config import DEFAULT_GROUP_PATTERN, is_background
 from .errors import AudioError, DatasetError, parameter_error
 
-__all__ = ["DatasetIndex", "Recording", "Skipped", "index_dataset", "split_from_csv",
-           "split_recordings"]
+__all__ = [
+    "DatasetIndex",
+    "Recording",
+    "Skipped",
+    "index_dataset",
+    "split_from_csv",
+    "split_recordings",
+]
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +120,11 @@ def _walk(folder: Path) -> tuple[list[Path], list[Skipped]]:
     skipped: list[Skipped] = []
     seen: set[str] = set()
     top = os.path.realpath(folder)
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True,
-                                                onerror=lambda e: skipped.append(
-                                                    Skipped(str(e.filename), str(e.strerror)))):
+    for dirpath, dirnames, filenames in os.walk(
+        folder,
+        followlinks=True,
+        onerror=lambda e: skipped.append(Skipped(str(e.filename), str(e.strerror))),
+    ):
         real = os.path.realpath(dirpath)
         if real in seen:
             skipped.append(Skipped(dirpath, "symlink loop (folder already visited)"))
@@ -133,10 +141,8 @@ def _walk(folder: Path) -> tuple[list[Path], list[Skipped]]:
                 skipped.append(Skipped(str(p), "is a directory, not an audio file"))
                 continue
             target = os.path.realpath(p)
-            if target in seen or top == target or top.startswith(target.rstrip(os.sep)
-                                                                  + os.sep):
-                skipped.append(Skipped(str(p), "symlink loop (leads back to a folder "
-                                               "above it)"))
+            if target in seen or top == target or top.startswith(target.rstrip(os.sep) + os.sep):
+                skipped.append(Skipped(str(p), "symlink loop (leads back to a folder above it)"))
                 continue
             keep.append(d)
         dirnames[:] = keep
@@ -165,21 +171,32 @@ def _once_each(recordings: list[Recording]) -> tuple[list[Recording], list[Skipp
         if len(labels) > 1:
             for r in same:
                 others = ", ".join(str(o.path) for o in same if o is not r)
-                skipped.append(Skipped(str(r.path), f"the same file is reachable under "
-                                       f"{len(labels)} species ({', '.join(labels)}) as "
-                                       f"{others}; skipped, never used under two labels"))
+                skipped.append(
+                    Skipped(
+                        str(r.path),
+                        f"the same file is reachable under "
+                        f"{len(labels)} species ({', '.join(labels)}) as "
+                        f"{others}; skipped, never used under two labels",
+                    )
+                )
             continue
         first, *rest = sorted(same, key=lambda r: str(r.path))
         kept.append(first)
-        skipped.extend(Skipped(str(r.path), f"the same file as {first.path} (a link); "
-                                            "used once") for r in rest)
+        skipped.extend(
+            Skipped(str(r.path), f"the same file as {first.path} (a link); used once") for r in rest
+        )
     order = {id(r): i for i, r in enumerate(recordings)}
     return sorted(kept, key=lambda r: order[id(r)]), skipped
 
 
-def index_dataset(root: str | os.PathLike, *, group_pattern: str | None = DEFAULT_GROUP_PATTERN,
-                  labels: Sequence[str] | None = None, check_files: bool = True,
-                  min_species: int = 2) -> DatasetIndex:
+def index_dataset(
+    root: str | os.PathLike,
+    *,
+    group_pattern: str | None = DEFAULT_GROUP_PATTERN,
+    labels: Sequence[str] | None = None,
+    check_files: bool = True,
+    min_species: int = 2,
+) -> DatasetIndex:
     """Index ``root/<species>/**/<recording>``.
 
     Parameters
@@ -203,8 +220,7 @@ def index_dataset(root: str | os.PathLike, *, group_pattern: str | None = DEFAUL
     if not root.exists():
         raise FileNotFoundError(f"No such dataset folder: {root}")
     if not root.is_dir():
-        raise DatasetError(f"{root}: the dataset must be a folder with one sub-folder per "
-                           "species")
+        raise DatasetError(f"{root}: the dataset must be a folder with one sub-folder per species")
     pattern = re.compile(group_pattern, re.IGNORECASE) if group_pattern else None
     species = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     skipped: list[Skipped] = []
@@ -215,8 +231,9 @@ def index_dataset(root: str | os.PathLike, *, group_pattern: str | None = DEFAUL
     for folder in species:
         label = folder.name
         if wanted is not None and label not in wanted:
-            skipped.append(Skipped(str(folder), f"species {label!r} is not one of the "
-                                                "model's labels"))
+            skipped.append(
+                Skipped(str(folder), f"species {label!r} is not one of the model's labels")
+            )
             continue
         folders[label] = folder
         files, problems = _walk(folder)
@@ -228,8 +245,9 @@ def index_dataset(root: str | os.PathLike, *, group_pattern: str | None = DEFAUL
                 recordings.append(Recording(path, label, _group(label, path, root, pattern)))
                 continue
             if ext not in AUDIO_EXTENSIONS:
-                skipped.append(Skipped(str(path), f"not an audio file (extension "
-                                                  f"{ext or 'none'!r})"))
+                skipped.append(
+                    Skipped(str(path), f"not an audio file (extension {ext or 'none'!r})")
+                )
                 continue
             duration = 0.0
             if check_files:
@@ -243,8 +261,7 @@ def index_dataset(root: str | os.PathLike, *, group_pattern: str | None = DEFAUL
                     continue
                 duration = info.duration
             kinds.add("audio")
-            recordings.append(Recording(path, label, _group(label, path, root, pattern),
-                                        duration))
+            recordings.append(Recording(path, label, _group(label, path, root, pattern), duration))
     recordings, twice = _once_each(recordings)
     skipped.extend(twice)
     usable = {r.label for r in recordings}
@@ -252,8 +269,7 @@ def index_dataset(root: str | os.PathLike, *, group_pattern: str | None = DEFAUL
         if label not in usable:
             skipped.append(Skipped(str(folder), "species folder has no usable recordings"))
     if len(kinds) > 1:
-        raise DatasetError(f"{root}: mixes audio files and PNG images; use one kind per "
-                           "dataset")
+        raise DatasetError(f"{root}: mixes audio files and PNG images; use one kind per dataset")
     found = sorted({r.label for r in recordings})
     final_labels = tuple(labels) if labels is not None else tuple(found)
     for s in skipped:
@@ -262,13 +278,14 @@ def index_dataset(root: str | os.PathLike, *, group_pattern: str | None = DEFAUL
         raise DatasetError(
             f"{root}: found {len(found)} species with usable recordings "
             f"({', '.join(found) or 'none'}); at least {min_species} are needed "
-            f"(one sub-folder per species). Skipped: {len(skipped)} file(s).")
-    return DatasetIndex(root, final_labels, recordings, skipped, kinds.pop() if kinds
-                        else "audio")
+            f"(one sub-folder per species). Skipped: {len(skipped)} file(s)."
+        )
+    return DatasetIndex(root, final_labels, recordings, skipped, kinds.pop() if kinds else "audio")
 
 
-def split_recordings(index: DatasetIndex, *, validation_fraction: float = 0.2,
-                     seed: int = 0) -> tuple[DatasetIndex, DatasetIndex]:
+def split_recordings(
+    index: DatasetIndex, *, validation_fraction: float = 0.2, seed: int = 0
+) -> tuple[DatasetIndex, DatasetIndex]:
     """Split into training and validation, stratified by species, grouped.
 
     No group (recording, or individual when the file names show it) has files on both
@@ -293,20 +310,26 @@ def split_recordings(index: DatasetIndex, *, validation_fraction: float = 0.2,
         for i, g in enumerate(groups):
             members = by_label[label][g]
             remaining = len(groups) - i
-            if (validation_fraction > 0 and remaining > 1 and taken < target
-                    and (taken == 0 or taken + len(members) <= target + 0.5)):
+            if (
+                validation_fraction > 0
+                and remaining > 1
+                and taken < target
+                and (taken == 0 or taken + len(members) <= target + 0.5)
+            ):
                 val.extend(members)
                 taken += len(members)
             else:
                 train.extend(members)
         if validation_fraction > 0 and taken == 0:
-            log.warning("species %s has a single group (%d file(s)); it has no validation "
-                        "recordings", label, total)
+            log.warning(
+                "species %s has a single group (%d file(s)); it has no validation recordings",
+                label,
+                total,
+            )
     return index.subset(train), index.subset(val)
 
 
-def split_from_csv(index: DatasetIndex, csv_path: str | os.PathLike
-                   ) -> dict[str, DatasetIndex]:
+def split_from_csv(index: DatasetIndex, csv_path: str | os.PathLike) -> dict[str, DatasetIndex]:
     """Split by a CSV with columns ``path,split`` (optionally ``label``).
 
     ``path`` is relative to the dataset root; ``split`` is any name (train, validation,
@@ -321,32 +344,40 @@ def split_from_csv(index: DatasetIndex, csv_path: str | os.PathLike
         with open(csv_path, newline="", encoding="utf-8", errors="surrogateescape") as fh:
             reader = csv.DictReader(fh)
             if not reader.fieldnames or not {"path", "split"} <= set(reader.fieldnames):
-                raise DatasetError(f"{csv_path}: needs a header with the columns 'path' and "
-                                   f"'split'. Got {reader.fieldnames!r}.")
+                raise DatasetError(
+                    f"{csv_path}: needs a header with the columns 'path' and "
+                    f"'split'. Got {reader.fieldnames!r}."
+                )
             for line, row in enumerate(reader, start=2):
                 path_text, split = row.get("path"), row.get("split")
                 if not path_text or not path_text.strip() or not split or not split.strip():
-                    raise DatasetError(f"{csv_path}, line {line}: needs a 'path' and a "
-                                       f"'split' value. Got {row!r}.")
+                    raise DatasetError(
+                        f"{csv_path}, line {line}: needs a 'path' and a 'split' value. Got {row!r}."
+                    )
                 rel = Path(path_text.strip()).as_posix()
                 rec = by_path.get(rel)
                 if rec is None:
-                    raise DatasetError(f"{csv_path}, line {line}: {rel!r} is not a usable "
-                                       f"recording under {index.root}")
+                    raise DatasetError(
+                        f"{csv_path}, line {line}: {rel!r} is not a usable "
+                        f"recording under {index.root}"
+                    )
                 label = (row.get("label") or "").strip()
                 if label and label != rec.label:
                     if label not in index.labels:
-                        raise DatasetError(f"{csv_path}, line {line}: unknown label "
-                                           f"{label!r}; known: {', '.join(index.labels)}")
-                    raise DatasetError(f"{csv_path}, line {line}: label {label!r} disagrees "
-                                       f"with the folder {rec.label!r}")
+                        raise DatasetError(
+                            f"{csv_path}, line {line}: unknown label "
+                            f"{label!r}; known: {', '.join(index.labels)}"
+                        )
+                    raise DatasetError(
+                        f"{csv_path}, line {line}: label {label!r} disagrees "
+                        f"with the folder {rec.label!r}"
+                    )
                 parts[split.strip().lower()].append(rec)
     except csv.Error as exc:
         raise DatasetError(f"{csv_path}: not a readable CSV file ({exc})") from exc
     missing = len(index.recordings) - sum(len(v) for v in parts.values())
     if missing:
-        log.warning("%d indexed file(s) are not named in %s and are left out", missing,
-                    csv_path)
+        log.warning("%d indexed file(s) are not named in %s and are left out", missing, csv_path)
     return {name: index.subset(recs) for name, recs in parts.items()}
 
 
@@ -368,4 +399,3 @@ def target_vectors(recordings: Sequence[Recording], labels: Sequence[str]):
         if rec.label in position:
             out[row, position[rec.label]] = 1.0
     return out
-

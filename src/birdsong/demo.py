@@ -40,19 +40,42 @@ def demo_config(*, weights: str | None, seed: int = 0, fast: bool = False) -> Tr
     recording.
     """
     if fast:
-        return TrainConfig(features=FeatureConfig(image_size=96), alpha=0.35, weights=weights,
-                           seed=seed, epochs_frozen=3, epochs_finetune=1, multi_label=True,
-                           windows=WindowRules(max_windows=4), batch_size=32)
+        return TrainConfig(
+            features=FeatureConfig(image_size=96),
+            alpha=0.35,
+            weights=weights,
+            seed=seed,
+            epochs_frozen=3,
+            epochs_finetune=1,
+            multi_label=True,
+            windows=WindowRules(max_windows=4),
+            batch_size=32,
+        )
     if weights is not None:
-        return TrainConfig(features=FeatureConfig(image_size=128), alpha=1.0,
-                           weights=weights, seed=seed, epochs_frozen=20, epochs_finetune=4,
-                           finetune_learning_rate=1e-4, windows=WindowRules(max_windows=6),
-                           batch_size=32, patience=4, multi_label=True)
+        return TrainConfig(
+            features=FeatureConfig(image_size=128),
+            alpha=1.0,
+            weights=weights,
+            seed=seed,
+            epochs_frozen=20,
+            epochs_finetune=4,
+            finetune_learning_rate=1e-4,
+            windows=WindowRules(max_windows=6),
+            batch_size=32,
+            patience=4,
+            multi_label=True,
+        )
     # from scratch: TrainConfig's from-scratch schedule, a small network, more windows
-    return TrainConfig(features=FeatureConfig(image_size=128), alpha=0.35, weights=None,
-                       seed=seed, windows=WindowRules(max_windows=12, hop_seconds=1.0),
-                       batch_size=32, augment=AugmentConfig(freq_masks=0, time_masks=1),
-                       multi_label=True)
+    return TrainConfig(
+        features=FeatureConfig(image_size=128),
+        alpha=0.35,
+        weights=None,
+        seed=seed,
+        windows=WindowRules(max_windows=12, hop_seconds=1.0),
+        batch_size=32,
+        augment=AugmentConfig(freq_masks=0, time_masks=1),
+        multi_label=True,
+    )
 
 
 def _fmt(value) -> str:
@@ -67,8 +90,14 @@ def _write(path: Path, signal: np.ndarray, rate: int) -> Path:
     return path
 
 
-def run_demo(out_dir: str = "birdsong-demo", *, weights: str = "imagenet", seed: int = 0,
-             fast: bool = False, restart: bool = False) -> int:
+def run_demo(
+    out_dir: str = "birdsong-demo",
+    *,
+    weights: str = "imagenet",
+    seed: int = 0,
+    fast: bool = False,
+    restart: bool = False,
+) -> int:
     """Run the demo into ``out_dir``. Run again, it reuses the data it wrote and
     continues an interrupted training run (``restart=True`` starts over)."""
     import json
@@ -99,21 +128,34 @@ def run_demo(out_dir: str = "birdsong-demo", *, weights: str = "imagenet", seed:
     if have == wanted and not restart:
         print(f"[1/6] reusing the demo recordings in {data}")
         summary = synth.DemoDatasetSummary(
-            root=data, species=tuple(sorted(p.name for p in data.iterdir()
-                                            if p.is_dir() and not p.name.startswith("_"))),
-            files=0, seconds=0.0)
+            root=data,
+            species=tuple(
+                sorted(p.name for p in data.iterdir() if p.is_dir() and not p.name.startswith("_"))
+            ),
+            files=0,
+            seconds=0.0,
+        )
     else:
         if data.exists():
             shutil.rmtree(data)
             shutil.rmtree(run_dir, ignore_errors=True)  # it was trained on other data
         print(f"[1/6] writing demo recordings of {species} species to {data}")
-        summary = synth.write_demo_dataset(data, species=species, seed=seed,
-                                           individuals=3, recordings_per_individual=2 if fast
-                                           else 3, duration_seconds=6.0 if fast else 8.0)
+        summary = synth.write_demo_dataset(
+            data,
+            species=species,
+            seed=seed,
+            individuals=3,
+            recordings_per_individual=2 if fast else 3,
+            duration_seconds=6.0 if fast else 8.0,
+        )
         for i in range(9):  # a "no bird" class, so that gaps in long recordings stay quiet
-            _write(data / "_Background" / f"background_{i + 1:02d}.wav",
-                   synth.background(duration_seconds=6.0 if fast else 8.0, sample_rate=rate,
-                                    seed=seed * 100 + i), rate)
+            _write(
+                data / "_Background" / f"background_{i + 1:02d}.wav",
+                synth.background(
+                    duration_seconds=6.0 if fast else 8.0, sample_rate=rate, seed=seed * 100 + i
+                ),
+                rate,
+            )
         marker.write_text(json.dumps(wanted) + "\n", encoding="utf-8")
     first = sorted((data / summary.species[0]).iterdir())[0]
     render_recording(first, out / "spectrogram.png", windows=True)
@@ -125,32 +167,41 @@ def run_demo(out_dir: str = "birdsong-demo", *, weights: str = "imagenet", seed:
         config = RunDir(run_dir).read_config()
         print(f"[2/6] continuing the training run in {run_dir} (--restart starts over)")
     else:
-        print(f"[2/6] training MobileNetV2 (alpha {config.alpha}, {config.features.image_size} "
-              f"px, weights {chosen or 'none'}) into {run_dir}")
+        print(
+            f"[2/6] training MobileNetV2 (alpha {config.alpha}, {config.features.image_size} "
+            f"px, weights {chosen or 'none'}) into {run_dir}"
+        )
     try:
-        result = train(data, run_dir, config=None if resume else config, resume=resume,
-                       progress=True)
+        result = train(
+            data, run_dir, config=None if resume else config, resume=resume, progress=True
+        )
     except ModelError as exc:
         if chosen != "imagenet" or resume:
             raise
-        print(f"      ImageNet weights unavailable ({str(exc).splitlines()[0][:160]}...);\n"
-              "      training from scratch instead (weights none): expect lower accuracy")
+        print(
+            f"      ImageNet weights unavailable ({str(exc).splitlines()[0][:160]}...);\n"
+            "      training from scratch instead (weights none): expect lower accuracy"
+        )
         shutil.rmtree(run_dir, ignore_errors=True)
         config = demo_config(weights=None, seed=seed, fast=fast)
         result = train(data, run_dir, config=config, progress=True)
 
     rec = result.report["per_recording"] if result.report else None
-    print(f"[3/6] evaluation on held-out birds: per recording top-1 "
-          f"{rec['top1_accuracy']:.3f} (n={rec['n']}), macro-F1 {rec['macro_f1']:.3f}"
-          if rec else "[3/6] no validation recordings")
+    print(
+        f"[3/6] evaluation on held-out birds: per recording top-1 "
+        f"{rec['top1_accuracy']:.3f} (n={rec['n']}), macro-F1 {rec['macro_f1']:.3f}"
+        if rec
+        else "[3/6] no validation recordings"
+    )
     print(f"[4/6] exported {result.tflite_path}")
 
     clf = Classifier(result.tflite_path)
     print("[5/6] predicting new birds (never heard in training) with LiteRT:")
     correct = 0
     for i, name in enumerate(summary.species):
-        clip = synth.recording(name, duration_seconds=6.0, sample_rate=rate,
-                               individual=100 + i, seed=seed + 1000 + i)
+        clip = synth.recording(
+            name, duration_seconds=6.0, sample_rate=rate, individual=100 + i, seed=seed + 1000 + i
+        )
         path = _write(out / "new_clips" / f"{name}.wav", clip, rate)
         pred = clf.predict(path)
         correct += pred.label == name
@@ -158,48 +209,73 @@ def run_demo(out_dir: str = "birdsong-demo", *, weights: str = "imagenet", seed:
     print(f"      {correct}/{len(summary.species)} new clips right")
 
     picks = list(summary.species[:3])
-    signal, events = synth.long_recording(species=picks, duration_seconds=60.0,
-                                          sample_rate=rate, seed=seed + 7)
+    signal, events = synth.long_recording(
+        species=picks, duration_seconds=60.0, sample_rate=rate, seed=seed + 7
+    )
     long_path = _write(out / "long_recording.wav", signal, rate)
     pred = clf.predict(long_path, hop_seconds=1.0)
     print(f"      long recording {long_path} (60 s), true songs vs detections:")
-    print("        truth:      " + ", ".join(f"{e.species} {e.start:.1f}-{e.end:.1f}s"
-                                             for e in events))
-    print("        detections: " + (", ".join(f"{d.label} {d.start:.1f}-{d.end:.1f}s "
-                                               f"({d.score:.2f})" for d in pred.detections)
-                                    or "none"))
+    print(
+        "        truth:      "
+        + ", ".join(f"{e.species} {e.start:.1f}-{e.end:.1f}s" for e in events)
+    )
+    print(
+        "        detections: "
+        + (
+            ", ".join(
+                f"{d.label} {d.start:.1f}-{d.end:.1f}s ({d.score:.2f})" for d in pred.detections
+            )
+            or "none"
+        )
+    )
     scapes = out / "soundscapes"
     print(f"[6/6] annotated soundscapes (several species at once, Raven tables) in {scapes}:")
     if not any(scapes.glob("*.txt")):
-        write_soundscapes(scapes, n=2 if fast else 4, seconds=60.0,
-                          species=summary.species[: min(6, len(summary.species))],
-                          sample_rate=rate, seed=seed)
+        write_soundscapes(
+            scapes,
+            n=2 if fast else 4,
+            seconds=60.0,
+            species=summary.species[: min(6, len(summary.species))],
+            sample_rate=rate,
+            seed=seed,
+        )
     report = evaluate(result.tflite_path, scapes, output_dir=out / "soundscape_report")
     wm, em = report["window_metrics"], report["event_metrics"]
-    print(f"      per window cmAP {_fmt(wm['cmap'])}, macro ROC-AUC {_fmt(wm['macro_roc_auc'])}; "
-          f"events: precision {_fmt(em['overall']['precision'])}, recall "
-          f"{_fmt(em['overall']['recall'])}, F1 {_fmt(em['overall']['f1'])}")
+    print(
+        f"      per window cmAP {_fmt(wm['cmap'])}, macro ROC-AUC {_fmt(wm['macro_roc_auc'])}; "
+        f"events: precision {_fmt(em['overall']['precision'])}, recall "
+        f"{_fmt(em['overall']['recall'])}, F1 {_fmt(em['overall']['f1'])}"
+    )
     for label, e in em["per_species"].items():
         if e["tp"] + e["fn"]:
-            print(f"        {label:28s} event F1 {_fmt(e['f1'])}  ({e['tp']} found, "
-                  f"{e['fp']} false alarms, {e['fn']} missed)")
+            print(
+                f"        {label:28s} event F1 {_fmt(e['f1'])}  ({e['tp']} found, "
+                f"{e['fp']} false alarms, {e['fn']} missed)"
+            )
     minutes = (time.perf_counter() - started) / 60
     figures = {
-        "seed": seed, "weights": chosen or "none", "fast": fast, "minutes": minutes,
+        "seed": seed,
+        "weights": chosen or "none",
+        "fast": fast,
+        "minutes": minutes,
         "training_seconds": result.seconds,
         "per_recording_top1": rec["top1_accuracy"] if rec else None,
         "validation_recordings": rec["n"] if rec else 0,
-        "new_clips_right": correct, "new_clips": len(summary.species),
-        "soundscape_cmap": wm["cmap"], "soundscape_event_f1": em["overall"]["f1"],
+        "new_clips_right": correct,
+        "new_clips": len(summary.species),
+        "soundscape_cmap": wm["cmap"],
+        "soundscape_event_f1": em["overall"]["f1"],
         "soundscape_event_precision": em["overall"]["precision"],
         "soundscape_event_recall": em["overall"]["recall"],
-        "event_f1_per_species": {k: v["f1"] for k, v in em["per_species"].items()}}
-    (out / "demo_summary.json").write_text(json.dumps(figures, indent=2) + "\n",
-                                           encoding="utf-8")
-    print(f"\ndone in {minutes:.1f} min. Look at:\n"
-          f"  {out / 'spectrogram.png'}  (what the model sees)\n"
-          f"  {run_dir / 'learning_curves.png'}\n"
-          f"  {run_dir / 'report' / 'report.md'} and confusion_matrix_per_recording.png\n"
-          f"  {out / 'soundscape_report' / 'report.md'} and pr_curves.png\n"
-          f"  model: {result.tflite_path}  (try: birdsong predict {long_path} --hop-seconds 1)")
+        "event_f1_per_species": {k: v["f1"] for k, v in em["per_species"].items()},
+    }
+    (out / "demo_summary.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    print(
+        f"\ndone in {minutes:.1f} min. Look at:\n"
+        f"  {out / 'spectrogram.png'}  (what the model sees)\n"
+        f"  {run_dir / 'learning_curves.png'}\n"
+        f"  {run_dir / 'report' / 'report.md'} and confusion_matrix_per_recording.png\n"
+        f"  {out / 'soundscape_report' / 'report.md'} and pr_curves.png\n"
+        f"  model: {result.tflite_path}  (try: birdsong predict {long_path} --hop-seconds 1)"
+    )
     return 0

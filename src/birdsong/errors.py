@@ -42,13 +42,15 @@ class MissingDependencyError(BirdsongError, ImportError):
     """An optional dependency (an extra) is needed for this operation."""
 
 
-def parameter_error(name: str, requirement: str, value: object, *,
-                    owner: str | None = None) -> InvalidParameterError:
+def parameter_error(
+    name: str, requirement: str, value: object, *, owner: str | None = None
+) -> InvalidParameterError:
     """The one message for a bad parameter, naming it and the value received:
     ``The 'fmax' parameter of FeatureConfig must be <= 16000. Got 20000.0 instead.``"""
     where = f" of {owner}" if owner else ""
     error = InvalidParameterError(
-        f"The {name!r} parameter{where} must be {requirement}. Got {value!r} instead.")
+        f"The {name!r} parameter{where} must be {requirement}. Got {value!r} instead."
+    )
     # kept so that the command line can say the same with its own option names
     error.parameter, error.requirement, error.value, error.owner = name, requirement, value, owner
     return error

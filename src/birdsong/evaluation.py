@@ -39,10 +39,18 @@ log = logging.getLogger(__name__)
 Scorer = Callable[[np.ndarray], np.ndarray]
 
 
-def evaluate_index(scorer: Scorer, index: DatasetIndex, *, features: FeatureConfig,
-                   rules: WindowRules, labels: Sequence[str] | None = None,
-                   multi_label: bool = False, batch_size: int = 32,
-                   skips: SkipLog | None = None, progress: bool = False) -> dict[str, Any]:
+def evaluate_index(
+    scorer: Scorer,
+    index: DatasetIndex,
+    *,
+    features: FeatureConfig,
+    rules: WindowRules,
+    labels: Sequence[str] | None = None,
+    multi_label: bool = False,
+    batch_size: int = 32,
+    skips: SkipLog | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Score every recording of ``index`` and compute the metrics.
 
     ``scorer`` maps windows ``(n, num_samples)`` to probabilities ``(n, n_classes)``.
@@ -62,24 +70,37 @@ def evaluate_index(scorer: Scorer, index: DatasetIndex, *, features: FeatureConf
     rules = rules.for_clip(features.clip_seconds)
     window_scores, window_true, rec_scores, rec_true, per_recording = [], [], [], [], []
     all_scores, all_targets = [], []
-    for rec in tqdm(index.recordings, desc="evaluating", unit="file", disable=not progress,
-                    file=sys.stderr, leave=False):
+    for rec in tqdm(
+        index.recordings,
+        desc="evaluating",
+        unit="file",
+        disable=not progress,
+        file=sys.stderr,
+        leave=False,
+    ):
         try:
-            scan = scan_recording(rec.path, scorer, features=features,
-                                  hop_seconds=rules.hop_seconds, batch_windows=batch_size)
+            scan = scan_recording(
+                rec.path,
+                scorer,
+                features=features,
+                hop_seconds=rules.hop_seconds,
+                batch_windows=batch_size,
+            )
         except (AudioError, OSError) as exc:
             skips.add(str(rec.path), str(exc))
             continue
         if rec.strong:  # an annotation table: species per window, several at once
             from .annotation_index import window_labels
 
-            targets = window_labels(rec.annotations, scan.starts,
-                                    clip_seconds=features.clip_seconds, labels=labels)
+            targets = window_labels(
+                rec.annotations, scan.starts, clip_seconds=features.clip_seconds, labels=labels
+            )
             known = np.ones(len(targets), bool) if rec.complete else targets.any(axis=1)
             all_scores.append(scan.scores[known])
             all_targets.append(targets[known])
-            per_recording.append({"path": str(rec.path), "label": "(annotation table)",
-                                  "windows": int(known.sum())})
+            per_recording.append(
+                {"path": str(rec.path), "label": "(annotation table)", "windows": int(known.sum())}
+            )
             continue
         clip, chosen = recording_scores(scan, rules, exclusive=not multi_label)
         target = target_vectors([rec], labels)[0]
@@ -91,33 +112,54 @@ def evaluate_index(scorer: Scorer, index: DatasetIndex, *, features: FeatureConf
             window_true += [truth] * len(chosen)
             rec_scores.append(clip)
             rec_true.append(truth)
-        per_recording.append({"path": str(rec.path), "label": rec.label,
-                              "predicted": labels[int(np.argmax(clip))],
-                              "score": float(np.max(clip)), "windows": int(len(chosen))})
+        per_recording.append(
+            {
+                "path": str(rec.path),
+                "label": rec.label,
+                "predicted": labels[int(np.argmax(clip))],
+                "score": float(np.max(clip)),
+                "windows": int(len(chosen)),
+            }
+        )
     if not rec_true:
-        raise ModelError("no recording of the model's species could be evaluated (every "
-                         "file was skipped, or none belongs to one of its classes)")
+        raise ModelError(
+            "no recording of the model's species could be evaluated (every "
+            "file was skipped, or none belongs to one of its classes)"
+        )
     ws = np.concatenate(window_scores)
-    report = {"labels": labels, "rules": dataclasses.asdict(rules), "multi_label": multi_label,
-              "per_window": classification_metrics(np.asarray(window_true), ws, labels),
-              "per_recording": classification_metrics(np.asarray(rec_true),
-                                                      np.stack(rec_scores), labels),
-              "collapsed": is_collapsed(np.concatenate(all_scores)),
-              "recordings": per_recording,
-              "skipped": [{"path": k.path, "reason": k.reason} for k in skips.items]}
+    report = {
+        "labels": labels,
+        "rules": dataclasses.asdict(rules),
+        "multi_label": multi_label,
+        "per_window": classification_metrics(np.asarray(window_true), ws, labels),
+        "per_recording": classification_metrics(np.asarray(rec_true), np.stack(rec_scores), labels),
+        "collapsed": is_collapsed(np.concatenate(all_scores)),
+        "recordings": per_recording,
+        "skipped": [{"path": k.path, "reason": k.reason} for k in skips.items],
+    }
     # every counted window's scores and targets, for choosing thresholds (not saved)
     report["window_targets"] = np.concatenate(all_targets)
     report["window_scores"] = np.concatenate(all_scores)
     if multi_label:
-        report["multi_label_metrics"] = soundscape_metrics(report["window_targets"],
-                                                           report["window_scores"], labels)
+        report["multi_label_metrics"] = soundscape_metrics(
+            report["window_targets"], report["window_scores"], labels
+        )
     return report
 
 
-def evaluate_soundscapes(scorer: Scorer, index: AnnotationIndex, *, features: FeatureConfig,
-                         rules: WindowRules, labels: Sequence[str], multi_label: bool,
-                         thresholds: np.ndarray, min_overlap: float = 0.5,
-                         batch_size: int = 32, progress: bool = False) -> dict[str, Any]:
+def evaluate_soundscapes(
+    scorer: Scorer,
+    index: AnnotationIndex,
+    *,
+    features: FeatureConfig,
+    rules: WindowRules,
+    labels: Sequence[str],
+    multi_label: bool,
+    thresholds: np.ndarray,
+    min_overlap: float = 0.5,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> dict[str, Any]:
     """What the field reports on annotated soundscapes (long recordings with selection
     tables, several species at once).
 
@@ -140,38 +182,66 @@ def evaluate_soundscapes(scorer: Scorer, index: AnnotationIndex, *, features: Fe
     rules = rules.for_clip(features.clip_seconds)
     labels = list(labels)
     all_targets, all_scores, detections, selections = [], [], [], []
-    skipped = [{"path": getattr(s, "path", str(s)), "reason": s.reason}
-               for s in index.skipped]
-    for rec in tqdm(index.recordings, desc="soundscapes", unit="file", disable=not progress,
-                    file=sys.stderr, leave=False):
+    skipped = [{"path": getattr(s, "path", str(s)), "reason": s.reason} for s in index.skipped]
+    for rec in tqdm(
+        index.recordings,
+        desc="soundscapes",
+        unit="file",
+        disable=not progress,
+        file=sys.stderr,
+        leave=False,
+    ):
         try:
-            scan = scan_recording(rec.path, scorer, features=features,
-                                  hop_seconds=rules.hop_seconds, batch_windows=batch_size)
+            scan = scan_recording(
+                rec.path,
+                scorer,
+                features=features,
+                hop_seconds=rules.hop_seconds,
+                batch_windows=batch_size,
+            )
         except (AudioError, OSError) as exc:
             skipped.append({"path": str(rec.path), "reason": str(exc)})
             continue
-        targets, known = recording_targets(rec, scan.starts, clip_seconds=features.clip_seconds,
-                                           labels=labels, min_overlap=min_overlap)
+        targets, known = recording_targets(
+            rec,
+            scan.starts,
+            clip_seconds=features.clip_seconds,
+            labels=labels,
+            min_overlap=min_overlap,
+        )
         all_targets.append(targets[known])
         all_scores.append(scan.scores[known])
         name = str(rec.path)
         for start, end, label, score in detect_events(
-                scan.starts, scan.scores, thresholds=thresholds, labels=labels,
-                multi_label=multi_label, clip_seconds=features.clip_seconds,
-                hop_seconds=rules.hop_seconds, duration=scan.duration):
+            scan.starts,
+            scan.scores,
+            thresholds=thresholds,
+            labels=labels,
+            multi_label=multi_label,
+            clip_seconds=features.clip_seconds,
+            hop_seconds=rules.hop_seconds,
+            duration=scan.duration,
+        ):
             detections.append(Annotation(name, start, end, labels[label], score=score))
         selections += [a for a in rec.annotations if a.label in labels]
     if not all_scores:
         raise ModelError("no annotated recording could be evaluated (every file was skipped)")
     t, s = np.concatenate(all_targets), np.concatenate(all_scores)
-    return {"kind": "soundscapes", "labels": labels, "rules": dataclasses.asdict(rules),
-            "multi_label": multi_label, "recordings": len(all_scores),
-            "window_metrics": soundscape_metrics(t, s, labels),
-            "event_metrics": event_metrics(detections, selections, labels=labels,
-                                           min_overlap=min_overlap),
-            "thresholds": {k: float(v) for k, v in zip(labels, thresholds)},
-            "pr_curves": precision_recall_curves(t, s, labels),
-            "collapsed": is_collapsed(s), "skipped": skipped}
+    return {
+        "kind": "soundscapes",
+        "labels": labels,
+        "rules": dataclasses.asdict(rules),
+        "multi_label": multi_label,
+        "recordings": len(all_scores),
+        "window_metrics": soundscape_metrics(t, s, labels),
+        "event_metrics": event_metrics(
+            detections, selections, labels=labels, min_overlap=min_overlap
+        ),
+        "thresholds": {k: float(v) for k, v in zip(labels, thresholds)},
+        "pr_curves": precision_recall_curves(t, s, labels),
+        "collapsed": is_collapsed(s),
+        "skipped": skipped,
+    }
 
 
 def _keras_scorer(path: Path) -> tuple[Scorer, FeatureConfig, WindowRules, list[str], bool]:
@@ -180,8 +250,13 @@ def _keras_scorer(path: Path) -> tuple[Scorer, FeatureConfig, WindowRules, list[
 
     config, labels = RunDir(path if path.is_dir() else path.parent).read()
     model = load_keras_model(path)
-    return (lambda x: np.asarray(model(x, training=False))), config.features, \
-        config.windows, labels, config.multi_label
+    return (
+        (lambda x: np.asarray(model(x, training=False))),
+        config.features,
+        config.windows,
+        labels,
+        config.multi_label,
+    )
 
 
 def _tflite_scorer(path: Path) -> tuple[Scorer, FeatureConfig, WindowRules, list[str], bool]:
@@ -191,8 +266,7 @@ def _tflite_scorer(path: Path) -> tuple[Scorer, FeatureConfig, WindowRules, list
     return clf.predict_windows, clf.features, clf.rules, list(clf.labels), clf.multi_label
 
 
-def _model_thresholds(path: Path, labels: Sequence[str], min_score: float | None
-                      ) -> np.ndarray:
+def _model_thresholds(path: Path, labels: Sequence[str], min_score: float | None) -> np.ndarray:
     """Detection thresholds as ``predict`` uses them: ``min_score``, else the model's."""
     if min_score is not None:
         return np.full(len(labels), float(min_score))
@@ -207,11 +281,18 @@ def _model_thresholds(path: Path, labels: Sequence[str], min_score: float | None
     return np.array([chosen.get(label, 0.5) for label in labels])
 
 
-def evaluate(model: str | os.PathLike, data_dir: str | os.PathLike, *,
-             output_dir: str | os.PathLike | None = None, batch_size: int = 32,
-             group_pattern: str | None = None, min_score: float | None = None,
-             min_overlap: float = 0.5, species_column: str | None = None,
-             progress: bool = False) -> dict[str, Any]:
+def evaluate(
+    model: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    *,
+    output_dir: str | os.PathLike | None = None,
+    batch_size: int = 32,
+    group_pattern: str | None = None,
+    min_score: float | None = None,
+    min_overlap: float = 0.5,
+    species_column: str | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Evaluate a run directory, ``.keras`` or ``.tflite`` model on labelled data.
 
     ``data_dir`` is either a folder per species (one label per recording: the report
@@ -226,16 +307,25 @@ def evaluate(model: str | os.PathLike, data_dir: str | os.PathLike, *,
     if not path.exists():
         raise FileNotFoundError(f"No such model: {path}")
     scorer, features, rules, labels, multi_label = (
-        _tflite_scorer(path) if path.suffix == ".tflite" else _keras_scorer(path))
+        _tflite_scorer(path) if path.suffix == ".tflite" else _keras_scorer(path)
+    )
     if _has_tables(data_dir):
         from .annotation_index import index_annotations
 
         annotated = index_annotations(data_dir, labels=labels, species_column=species_column)
         if annotated.recordings:
             report = evaluate_soundscapes(
-                scorer, annotated, features=features, rules=rules, labels=labels,
-                multi_label=multi_label, thresholds=_model_thresholds(path, labels, min_score),
-                min_overlap=min_overlap, batch_size=batch_size, progress=progress)
+                scorer,
+                annotated,
+                features=features,
+                rules=rules,
+                labels=labels,
+                multi_label=multi_label,
+                thresholds=_model_thresholds(path, labels, min_score),
+                min_overlap=min_overlap,
+                batch_size=batch_size,
+                progress=progress,
+            )
             report["model"], report["data"] = str(path), str(data_dir)
             if output_dir is not None:
                 write_report(report, output_dir)
@@ -244,16 +334,25 @@ def evaluate(model: str | os.PathLike, data_dir: str | os.PathLike, *,
     if multi_label:  # "no bird" folders are recordings with every species absent
         from .config import is_background
 
-        wanted = labels + sorted(p.name for p in Path(data_dir).iterdir()
-                                 if p.is_dir() and is_background(p.name))
-    index = index_dataset(data_dir, group_pattern=group_pattern, labels=wanted,
-                          min_species=1)
+        wanted = labels + sorted(
+            p.name for p in Path(data_dir).iterdir() if p.is_dir() and is_background(p.name)
+        )
+    index = index_dataset(data_dir, group_pattern=group_pattern, labels=wanted, min_species=1)
     skips = SkipLog()
-    report = evaluate_index(scorer, index, features=features, rules=rules, labels=labels,
-                            multi_label=multi_label, batch_size=batch_size, skips=skips,
-                            progress=progress)
-    report["skipped"] = [{"path": s.path, "reason": s.reason} for s in index.skipped] + \
-        report["skipped"]
+    report = evaluate_index(
+        scorer,
+        index,
+        features=features,
+        rules=rules,
+        labels=labels,
+        multi_label=multi_label,
+        batch_size=batch_size,
+        skips=skips,
+        progress=progress,
+    )
+    report["skipped"] = [{"path": s.path, "reason": s.reason} for s in index.skipped] + report[
+        "skipped"
+    ]
     report["model"] = str(path)
     report["data"] = str(data_dir)
     if output_dir is not None:
@@ -264,36 +363,51 @@ def evaluate(model: str | os.PathLike, data_dir: str | os.PathLike, *,
 def _markdown(report: dict[str, Any]) -> str:
     lines = [f"# Evaluation report\n\nModel: `{report.get('model', '?')}`  "]
     if report.get("collapsed"):
-        lines.append("\n**Warning: the model gives the same output for every window: it "
-                     "has learnt nothing.** Check the training settings (from scratch, "
-                     "use the from-scratch schedule) and the data.\n")
+        lines.append(
+            "\n**Warning: the model gives the same output for every window: it "
+            "has learnt nothing.** Check the training settings (from scratch, "
+            "use the from-scratch schedule) and the data.\n"
+        )
     for level in ("per_recording", "per_window"):
         m = report[level]
-        lines += [f"\n## {level.replace('_', ' ').capitalize()} (n = {m['n']})\n",
-                  f"- top-1 accuracy: {m['top1_accuracy']:.3f} (chance: "
-                  f"{m['chance_accuracy']:.3f} guessing, {m['majority_accuracy']:.3f} "
-                  "always naming the commonest species)"]
+        lines += [
+            f"\n## {level.replace('_', ' ').capitalize()} (n = {m['n']})\n",
+            f"- top-1 accuracy: {m['top1_accuracy']:.3f} (chance: "
+            f"{m['chance_accuracy']:.3f} guessing, {m['majority_accuracy']:.3f} "
+            "always naming the commonest species)",
+        ]
         if "top3_accuracy" in m:
             lines.append(f"- top-3 accuracy: {m['top3_accuracy']:.3f}")
-        lines += [f"- macro F1: {m['macro_f1']:.3f}",
-                  f"- macro ROC-AUC: {m['macro_roc_auc']:.3f}\n",
-                  "| species | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-        lines += [f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | "
-                  f"{v['support']} |" for k, v in m["per_species"].items()]
+        lines += [
+            f"- macro F1: {m['macro_f1']:.3f}",
+            f"- macro ROC-AUC: {m['macro_roc_auc']:.3f}\n",
+            "| species | precision | recall | F1 | support |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
+            for k, v in m["per_species"].items()
+        ]
     ml = report.get("multi_label_metrics")
     if ml:
-        lines += [f"\n## Multi-label, per window (n = {ml.get('n_windows', '?')})\n",
-                  f"- class-mean average precision (cmAP): {_num(ml.get('cmap'))}",
-                  f"- macro ROC-AUC: {_num(ml.get('macro_roc_auc'))}"]
+        lines += [
+            f"\n## Multi-label, per window (n = {ml.get('n_windows', '?')})\n",
+            f"- class-mean average precision (cmAP): {_num(ml.get('cmap'))}",
+            f"- macro ROC-AUC: {_num(ml.get('macro_roc_auc'))}",
+        ]
     th = report.get("thresholds")
     if th:
-        rule = ("maximum F1" if th["rule"] == "f1" else
-                f"precision >= {th['target_precision']:g}")
-        lines += [f"\n## Detection thresholds (chosen on these windows: {rule})\n",
-                  "| species | threshold | precision | recall | note |", "|---|---|---|---|---|"]
-        lines += [f"| {k} | {v['threshold']:.3f} | {_num(v['precision'])} | "
-                  f"{_num(v['recall'])} | {v.get('note') or ''} |"
-                  for k, v in th["per_species"].items()]
+        rule = "maximum F1" if th["rule"] == "f1" else f"precision >= {th['target_precision']:g}"
+        lines += [
+            f"\n## Detection thresholds (chosen on these windows: {rule})\n",
+            "| species | threshold | precision | recall | note |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {k} | {v['threshold']:.3f} | {_num(v['precision'])} | "
+            f"{_num(v['recall'])} | {v.get('note') or ''} |"
+            for k, v in th["per_species"].items()
+        ]
     skipped = report.get("skipped", [])
     lines.append(f"\n## Skipped files ({len(skipped)})\n")
     lines += [f"- `{s['path']}`: {s['reason']}" for s in skipped] or ["none"]
@@ -305,13 +419,17 @@ def _has_tables(data_dir: str | os.PathLike) -> bool:
     root = Path(data_dir)
     if not root.is_dir():
         return False
-    return any(p.suffix.lower() in (".txt", ".csv") and not p.name.startswith(".")
-               for p in root.rglob("*") if p.is_file())
+    return any(
+        p.suffix.lower() in (".txt", ".csv") and not p.name.startswith(".")
+        for p in root.rglob("*")
+        if p.is_file()
+    )
 
 
 def _num(value: Any) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) \
-        else f"{value:.3f}"
+    return (
+        "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.3f}"
+    )
 
 
 def write_report(report: dict[str, Any], output_dir: str | os.PathLike) -> Path:
@@ -335,38 +453,44 @@ def write_report(report: dict[str, Any], output_dir: str | os.PathLike) -> Path:
         for label, row in zip(labels, cm):
             w.writerow([label, *row])
         atomic_write_text(out / f"confusion_matrix_{level}.csv", buf.getvalue())
-        plot_confusion_matrix(cm, labels, out / f"confusion_matrix_{level}.png",
-                              title=f"Confusion matrix ({level.replace('_', ' ')})")
+        plot_confusion_matrix(
+            cm,
+            labels,
+            out / f"confusion_matrix_{level}.png",
+            title=f"Confusion matrix ({level.replace('_', ' ')})",
+        )
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["level", "species", "precision", "recall", "f1", "support", "roc_auc"])
     for level in ("per_recording", "per_window"):
         for k, v in report[level]["per_species"].items():
-            w.writerow([level, k, v["precision"], v["recall"], v["f1"], v["support"],
-                        v["roc_auc"]])
+            w.writerow([level, k, v["precision"], v["recall"], v["f1"], v["support"], v["roc_auc"]])
     atomic_write_text(out / "per_species.csv", buf.getvalue())
     return out
 
 
 def _soundscape_markdown(report: dict[str, Any]) -> str:
     wm, em = report["window_metrics"], report["event_metrics"]
-    lines = [f"# Soundscape evaluation\n\nModel: `{report.get('model', '?')}`  ",
-             f"Data: `{report.get('data', '?')}` ({report['recordings']} annotated "
-             "recordings)\n",
-             f"## Per window (n = {wm['n_windows']})\n",
-             f"- class-mean average precision (cmAP): {_num(wm['cmap'])}",
-             f"- macro ROC-AUC: {_num(wm['macro_roc_auc'])}\n",
-             f"## Events (detections matched to selections covering >= "
-             f"{em['min_overlap']:g} of them)\n",
-             f"- overall: precision {_num(em['overall']['precision'])}, recall "
-             f"{_num(em['overall']['recall'])}, F1 {_num(em['overall']['f1'])}\n",
-             "| species | AP | threshold | events found | false alarms | missed | precision "
-             "| recall | F1 |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Soundscape evaluation\n\nModel: `{report.get('model', '?')}`  ",
+        f"Data: `{report.get('data', '?')}` ({report['recordings']} annotated recordings)\n",
+        f"## Per window (n = {wm['n_windows']})\n",
+        f"- class-mean average precision (cmAP): {_num(wm['cmap'])}",
+        f"- macro ROC-AUC: {_num(wm['macro_roc_auc'])}\n",
+        f"## Events (detections matched to selections covering >= {em['min_overlap']:g} of them)\n",
+        f"- overall: precision {_num(em['overall']['precision'])}, recall "
+        f"{_num(em['overall']['recall'])}, F1 {_num(em['overall']['f1'])}\n",
+        "| species | AP | threshold | events found | false alarms | missed | precision "
+        "| recall | F1 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for label in report["labels"]:
         e, w = em["per_species"][label], wm["per_species"][label]
-        lines.append(f"| {label} | {_num(w['ap'])} | {report['thresholds'][label]:.3f} | "
-                     f"{e['tp']} | {e['fp']} | {e['fn']} | {_num(e['precision'])} | "
-                     f"{_num(e['recall'])} | {_num(e['f1'])} |")
+        lines.append(
+            f"| {label} | {_num(w['ap'])} | {report['thresholds'][label]:.3f} | "
+            f"{e['tp']} | {e['fp']} | {e['fn']} | {_num(e['precision'])} | "
+            f"{_num(e['recall'])} | {_num(e['f1'])} |"
+        )
     if report.get("collapsed"):
         lines.append("\n**Warning: the model gives the same output for every window.**")
     skipped = report.get("skipped", [])
@@ -384,13 +508,26 @@ def _write_soundscape_report(report: dict[str, Any], out: Path) -> Path:
     atomic_write_text(out / "report.md", _soundscape_markdown(report))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["species", "ap", "roc_auc", "threshold", "tp", "fp", "fn", "precision",
-                "recall", "f1"])
+    w.writerow(
+        ["species", "ap", "roc_auc", "threshold", "tp", "fp", "fn", "precision", "recall", "f1"]
+    )
     for label in report["labels"]:
         wm = report["window_metrics"]["per_species"][label]
         e = report["event_metrics"]["per_species"][label]
-        w.writerow([label, wm["ap"], wm["roc_auc"], report["thresholds"][label], e["tp"],
-                    e["fp"], e["fn"], e["precision"], e["recall"], e["f1"]])
+        w.writerow(
+            [
+                label,
+                wm["ap"],
+                wm["roc_auc"],
+                report["thresholds"][label],
+                e["tp"],
+                e["fp"],
+                e["fn"],
+                e["precision"],
+                e["recall"],
+                e["f1"],
+            ]
+        )
     atomic_write_text(out / "per_species.csv", buf.getvalue())
     plot_precision_recall(report["pr_curves"], report["thresholds"], out / "pr_curves.png")
     return out

@@ -37,17 +37,29 @@ from ._version import __version__
 from .config import TrainConfig, to_dict
 from .errors import InvalidParameterError, ModelError, parameter_error, require
 
-__all__ = ["INT8_RECIPES", "QUANTIZATIONS", "agreement_with_float32", "convert", "export_model",
-           "model_settings", "representative_windows"]
+__all__ = [
+    "INT8_RECIPES",
+    "QUANTIZATIONS",
+    "agreement_with_float32",
+    "convert",
+    "export_model",
+    "model_settings",
+    "representative_windows",
+]
 
 log = logging.getLogger(__name__)
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 
 
-def representative_windows(run_dir: str | os.PathLike, config: TrainConfig, *,
-                           split: str = "train", limit: int = 200, seed: int = 0
-                           ) -> np.ndarray:
+def representative_windows(
+    run_dir: str | os.PathLike,
+    config: TrainConfig,
+    *,
+    split: str = "train",
+    limit: int = 200,
+    seed: int = 0,
+) -> np.ndarray:
     """Up to ``limit`` windows with sound from one side of a run's split."""
     from .errors import AudioError
     from .pipeline import recording_windows
@@ -93,8 +105,9 @@ def _tensors_named(flat: bytes, parts: tuple[str, ...]) -> list[str]:
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=flat)
-    return [t["name"] for t in interpreter.get_tensor_details()
-            if any(p in t["name"] for p in parts)]
+    return [
+        t["name"] for t in interpreter.get_tensor_details() if any(p in t["name"] for p in parts)
+    ]
 
 
 def _suspects(debugger) -> list[str]:
@@ -126,8 +139,13 @@ def _one_window(model):
     return keras.Model(inp, model(inp, training=False), name=model.name)
 
 
-def convert(model, *, quantize: str = "none", representative: np.ndarray | None = None,
-            int8_recipe: str = DEFAULT_INT8_RECIPE) -> bytes:
+def convert(
+    model,
+    *,
+    quantize: str = "none",
+    representative: np.ndarray | None = None,
+    int8_recipe: str = DEFAULT_INT8_RECIPE,
+) -> bytes:
     """Convert a Keras waveform model to TFLite flatbuffer bytes (builtin ops only).
 
     The model is converted for one window at a time (a static batch of 1). ``int8_recipe``
@@ -156,8 +174,10 @@ def convert(model, *, quantize: str = "none", representative: np.ndarray | None 
             with contextlib.redirect_stdout(io.StringIO()):
                 return converter.convert()
         if representative is None or len(representative) == 0:
-            raise InvalidParameterError("The 'representative' parameter must hold calibration "
-                                        "windows for int8 export. Got none instead.")
+            raise InvalidParameterError(
+                "The 'representative' parameter must hold calibration "
+                "windows for int8 export. Got none instead."
+            )
 
         def gen() -> Iterator[list[np.ndarray]]:
             for w in representative:
@@ -175,15 +195,18 @@ def convert(model, *, quantize: str = "none", representative: np.ndarray | None 
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = gen
             debugger = debug.QuantizationDebugger(
-                converter=converter, debug_dataset=debug_set,
-                debug_options=debug.QuantizationDebugOptions(denylisted_nodes=keep))
+                converter=converter,
+                debug_dataset=debug_set,
+                debug_options=debug.QuantizationDebugOptions(denylisted_nodes=keep),
+            )
             if int8_recipe == "debugger":
                 keep = keep + _suspects(debugger)
-                log.info("int8: %d tensors kept float32 after the quantisation debugger",
-                         len(keep))
+                log.info("int8: %d tensors kept float32 after the quantisation debugger", len(keep))
                 debugger = debug.QuantizationDebugger(
-                    converter=converter, debug_dataset=debug_set,
-                    debug_options=debug.QuantizationDebugOptions(denylisted_nodes=keep))
+                    converter=converter,
+                    debug_dataset=debug_set,
+                    debug_options=debug.QuantizationDebugOptions(denylisted_nodes=keep),
+                )
             return debugger.get_nondebug_quantized_model()
     except InvalidParameterError:
         raise
@@ -199,26 +222,37 @@ def _run_parts(run_dir: Path, model: Any | None) -> tuple[Any, TrainConfig, list
     return (model if model is not None else load_keras_model(run_dir)), config, labels
 
 
-def model_settings(config: TrainConfig, *, quantize: str = "none",
-                   thresholds: dict[str, float] | None = None) -> dict[str, Any]:
+def model_settings(
+    config: TrainConfig, *, quantize: str = "none", thresholds: dict[str, float] | None = None
+) -> dict[str, Any]:
     """birdsong's settings block in a model's metadata: the audio features, the window
     rules (how a recording's answer is made), the output (softmax or one sigmoid per
     species), per-species detection thresholds and how the model was trained, once
     each."""
     training = to_dict(config)
     features, windows = training.pop("features"), training.pop("windows")
-    settings = {"features": features, "windows": windows,
-                "output": "sigmoid" if config.multi_label else "softmax",
-                "training": training, "quantization": quantize,
-                "birdsong_version": __version__}
+    settings = {
+        "features": features,
+        "windows": windows,
+        "output": "sigmoid" if config.multi_label else "softmax",
+        "training": training,
+        "quantization": quantize,
+        "birdsong_version": __version__,
+    }
     if thresholds:
         settings["thresholds"] = {k: round(float(v), 6) for k, v in thresholds.items()}
     return settings
 
 
-def export_model(run_dir: str | os.PathLike, output: str | os.PathLike, *,
-                 quantize: str = "none", model: Any | None = None,
-                 representative: np.ndarray | None = None, remember: bool = True) -> Path:
+def export_model(
+    run_dir: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    quantize: str = "none",
+    model: Any | None = None,
+    representative: np.ndarray | None = None,
+    remember: bool = True,
+) -> Path:
     """Export a run directory's model to ``output`` (``.tflite``) with metadata.
 
     Writes atomically (no half-written file under the final name), writes
@@ -231,8 +265,7 @@ def export_model(run_dir: str | os.PathLike, output: str | os.PathLike, *,
 
     run_dir, output = Path(run_dir), Path(output)
     # before converting: not a folder, not a file of the run itself (e.g. its model.keras)
-    check_output_file(output, inputs=[p for p in run_dir.glob("*") if p.is_file()],
-                      name="output")
+    check_output_file(output, inputs=[p for p in run_dir.glob("*") if p.is_file()], name="output")
     keras_model, config, labels = _run_parts(run_dir, model)
     if quantize == "int8" and representative is None:
         representative = representative_windows(run_dir, config, seed=config.seed)
@@ -240,19 +273,31 @@ def export_model(run_dir: str | os.PathLike, output: str | os.PathLike, *,
     f = config.features
     from .rundir import RunDir
 
-    settings = model_settings(config, quantize=quantize,
-                              thresholds=RunDir(run_dir).read_thresholds())
-    flat = add_metadata(flat, labels=labels, sample_rate=f.sample_rate,
-                        num_samples=f.num_samples, channels=1,
-                        name=f"birdsong {len(labels)}-species classifier",
-                        version=__version__,
-                        description=(f"Bird song classifier ({len(labels)} species). Input: "
-                                     f"{f.clip_seconds:g} s mono float32 waveform at "
-                                     f"{f.sample_rate} Hz in [-1, 1]. Output: probabilities."),
-                        settings=settings)
+    settings = model_settings(
+        config, quantize=quantize, thresholds=RunDir(run_dir).read_thresholds()
+    )
+    flat = add_metadata(
+        flat,
+        labels=labels,
+        sample_rate=f.sample_rate,
+        num_samples=f.num_samples,
+        channels=1,
+        name=f"birdsong {len(labels)}-species classifier",
+        version=__version__,
+        description=(
+            f"Bird song classifier ({len(labels)} species). Input: "
+            f"{f.clip_seconds:g} s mono float32 waveform at "
+            f"{f.sample_rate} Hz in [-1, 1]. Output: probabilities."
+        ),
+        settings=settings,
+    )
     atomic_write_bytes(output, flat)
-    atomic_write_text(output.with_name("labels.txt") if output.name != "labels.txt"
-                      else output.with_suffix(".labels.txt"), "\n".join(labels) + "\n")
+    atomic_write_text(
+        output.with_name("labels.txt")
+        if output.name != "labels.txt"
+        else output.with_suffix(".labels.txt"),
+        "\n".join(labels) + "\n",
+    )
     if remember:
         try:
             remember_model(output)
@@ -262,8 +307,9 @@ def export_model(run_dir: str | os.PathLike, output: str | os.PathLike, *,
     return output
 
 
-def agreement_with_float32(run_dir: str | os.PathLike, model_path: str | os.PathLike, *,
-                           limit: int = 200) -> dict[str, float]:
+def agreement_with_float32(
+    run_dir: str | os.PathLike, model_path: str | os.PathLike, *, limit: int = 200
+) -> dict[str, float]:
     """Top-1 agreement of an exported variant with the float32 export on held-out
     (validation) windows of the run, plus the largest score difference."""
     import tempfile
@@ -272,15 +318,17 @@ def agreement_with_float32(run_dir: str | os.PathLike, model_path: str | os.Path
 
     run_dir = Path(run_dir)
     keras_model, config, labels = _run_parts(run_dir, None)
-    windows = representative_windows(run_dir, config, split="validation", limit=limit,
-                                     seed=config.seed + 1)
+    windows = representative_windows(
+        run_dir, config, split="validation", limit=limit, seed=config.seed + 1
+    )
     with tempfile.TemporaryDirectory() as tmp:
         ref_path = Path(tmp) / "float32.tflite"
         ref_path.write_bytes(convert(keras_model))
-        reference = Classifier(ref_path, labels=labels,
-                               sample_rate=config.features.sample_rate)
+        reference = Classifier(ref_path, labels=labels, sample_rate=config.features.sample_rate)
         ref = reference.predict_windows(windows)
     got = Classifier(model_path).predict_windows(windows)
-    return {"windows": int(len(windows)),
-            "top1_agreement": float(np.mean(ref.argmax(1) == got.argmax(1))),
-            "max_abs_difference": float(np.abs(ref - got).max())}
+    return {
+        "windows": int(len(windows)),
+        "top1_agreement": float(np.mean(ref.argmax(1) == got.argmax(1))),
+        "max_abs_difference": float(np.abs(ref - got).max()),
+    }

@@ -45,28 +45,40 @@ import numpy as np
 from .config import FeatureConfig, from_dict, to_dict
 from .errors import parameter_error, require
 
-__all__ = ["SPECTRUM_METHODS", "MelSpectrogram", "SpecAugment", "hz_to_mel", "mel_filterbank", "mel_to_hz"]
+__all__ = [
+    "SPECTRUM_METHODS",
+    "MelSpectrogram",
+    "SpecAugment",
+    "hz_to_mel",
+    "mel_filterbank",
+    "mel_to_hz",
+]
+
 
 def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
     """Slaney mel scale (linear below 1 kHz, logarithmic above), as librosa's default."""
     hz = np.asarray(hz, dtype=np.float64)
     f_sp, min_log_hz = 200.0 / 3, 1000.0
     min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
-    return np.where(hz >= min_log_hz,
-                    min_log_mel + np.log(np.maximum(hz, 1e-12) / min_log_hz) / logstep,
-                    hz / f_sp)
+    return np.where(
+        hz >= min_log_hz,
+        min_log_mel + np.log(np.maximum(hz, 1e-12) / min_log_hz) / logstep,
+        hz / f_sp,
+    )
 
 
 def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
     mel = np.asarray(mel, dtype=np.float64)
     f_sp, min_log_hz = 200.0 / 3, 1000.0
     min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
-    return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)),
-                    f_sp * mel)
+    return np.where(
+        mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)), f_sp * mel
+    )
 
 
-def mel_filterbank(*, sample_rate: int, n_fft: int, n_mels: int, fmin: float,
-                   fmax: float) -> np.ndarray:
+def mel_filterbank(
+    *, sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float
+) -> np.ndarray:
     """Triangular mel filters, shape ``(n_fft // 2 + 1, n_mels)``, each peaking at 1.
 
     Equal to ``librosa.filters.mel(..., htk=False, norm=None).T``.
@@ -109,8 +121,9 @@ class _DftPlan:
         Y[a, k_b] = sum_b x[a + A b] * w[a + A b] * exp(-2 pi i (k_b b / B + k_b a / n_fft))
     """
 
-    def __init__(self, c: FeatureConfig, window: np.ndarray, scale: float,
-                 filterbank: np.ndarray) -> None:
+    def __init__(
+        self, c: FeatureConfig, window: np.ndarray, scale: float, filterbank: np.ndarray
+    ) -> None:
         n = c.n_fft
         self.a, self.b = a_len, b_len = _split(n)
         used = np.nonzero(filterbank.any(axis=1))[0]
@@ -122,8 +135,9 @@ class _DftPlan:
         phase = -2.0 * np.pi * (kb * b / b_len + kb * a / n)
         w = (window.astype(np.float64) * scale)[a + a_len * b]
         # (A, B, 2B): per residue a, samples b -> [real | imaginary] of Y[a, k_b]
-        self.stage1 = np.concatenate([w * np.cos(phase), w * np.sin(phase)],
-                                     axis=-1).astype(np.float32)
+        self.stage1 = np.concatenate([w * np.cos(phase), w * np.sin(phase)], axis=-1).astype(
+            np.float32
+        )
         phase2 = -2.0 * np.pi * np.arange(a_len)[:, None] * np.arange(self.ka)[None] / a_len
         cos, sin = np.cos(phase2), np.sin(phase2)
         # [Yr | Yi] (2A) -> Re X, Im X at k = B k_a + k_b (k_a < ka)
@@ -158,12 +172,22 @@ class MelSpectrogram(keras.layers.Layer):
         expect).
     """
 
-    def __init__(self, config: FeatureConfig | None = None, *, spectrum: str = "matmul",
-                 channels: int = 1, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        config: FeatureConfig | None = None,
+        *,
+        spectrum: str = "matmul",
+        channels: int = 1,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if spectrum not in SPECTRUM_METHODS:
-            raise parameter_error("spectrum", "one of " + ", ".join(SPECTRUM_METHODS),
-                                  spectrum, owner="MelSpectrogram")
+            raise parameter_error(
+                "spectrum",
+                "one of " + ", ".join(SPECTRUM_METHODS),
+                spectrum,
+                owner="MelSpectrogram",
+            )
         if channels not in (1, 3) or isinstance(channels, bool):
             raise parameter_error("channels", "1 or 3", channels, owner="MelSpectrogram")
         self.config = config or FeatureConfig()
@@ -171,10 +195,14 @@ class MelSpectrogram(keras.layers.Layer):
         c = self.config
         self._window = np.hanning(c.n_fft + 1)[:-1].astype(np.float32)  # periodic Hann
         self._scale = float(2.0 / self._window.sum())
-        self._filterbank = mel_filterbank(sample_rate=c.sample_rate, n_fft=c.n_fft,
-                                          n_mels=c.n_mels, fmin=c.fmin, fmax=c.fmax)
-        self._plan = (_DftPlan(c, self._window, self._scale, self._filterbank)
-                      if spectrum == "matmul" else None)
+        self._filterbank = mel_filterbank(
+            sample_rate=c.sample_rate, n_fft=c.n_fft, n_mels=c.n_mels, fmin=c.fmin, fmax=c.fmax
+        )
+        self._plan = (
+            _DftPlan(c, self._window, self._scale, self._filterbank)
+            if spectrum == "matmul"
+            else None
+        )
 
     # -- pieces, each usable on its own (tests, PNG rendering) -------------------------
     def frames(self, waveform):
@@ -191,11 +219,10 @@ class MelSpectrogram(keras.layers.Layer):
         frames, blocks, hop = c.num_frames, self._plan.blocks, c.hop_length
         need = (frames + blocks - 1) * hop
         # when the last frame's final block runs past the window, pad (zeros never used)
-        x = (x[:, :need] if need <= c.num_samples
-             else tf.pad(x, [[0, 0], [0, need - c.num_samples]]))
+        x = x[:, :need] if need <= c.num_samples else tf.pad(x, [[0, 0], [0, need - c.num_samples]])
         x = tf.reshape(x, [-1, frames + blocks - 1, hop])
-        x = tf.concat([x[:, j:j + frames] for j in range(blocks)], axis=-1)
-        return x[..., :c.n_fft]
+        x = tf.concat([x[:, j : j + frames] for j in range(blocks)], axis=-1)
+        return x[..., : c.n_fft]
 
     def _mel(self, waveform, *, flipped: bool):
         tf = _tf()
@@ -237,17 +264,21 @@ class MelSpectrogram(keras.layers.Layer):
         reference = tf.maximum(peak, c.min_reference_db)
         scaled = tf.clip_by_value((db - reference) / c.db_range + 1.0, 0.0, 1.0) * 2.0 - 1.0
         image = tf.transpose(scaled, [0, 2, 1])  # (b, mel, t), low frequencies at the bottom
-        image = tf.image.resize(tf.expand_dims(image, -1), [c.image_size, c.image_size],
-                                method="bilinear")
+        image = tf.image.resize(
+            tf.expand_dims(image, -1), [c.image_size, c.image_size], method="bilinear"
+        )
         return tf.tile(image, [1, 1, 1, 3]) if self.channels == 3 else image
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.config.image_size, self.config.image_size,
-                self.channels)
+        return (input_shape[0], self.config.image_size, self.config.image_size, self.channels)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "config": to_dict(self.config),
-                "spectrum": self.spectrum, "channels": self.channels}
+        return {
+            **super().get_config(),
+            "config": to_dict(self.config),
+            "spectrum": self.spectrum,
+            "channels": self.channels,
+        }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> MelSpectrogram:
@@ -268,9 +299,16 @@ class SpecAugment(keras.layers.Layer):
     layer is the identity.
     """
 
-    def __init__(self, *, freq_masks: int = 1, freq_mask_fraction: float = 0.05,
-                 time_masks: int = 2, time_mask_fraction: float = 0.1, seed: int | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        freq_masks: int = 1,
+        freq_mask_fraction: float = 0.05,
+        time_masks: int = 2,
+        time_mask_fraction: float = 0.1,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.freq_masks, self.freq_mask_fraction = freq_masks, freq_mask_fraction
         self.time_masks, self.time_mask_fraction = time_masks, time_mask_fraction
@@ -287,7 +325,8 @@ class SpecAugment(keras.layers.Layer):
         for _ in range(count):
             width = keras.random.randint((batch, 1), 0, max_width + 1, seed=self._rng)
             start = keras.random.uniform((batch, 1), seed=self._rng) * ops.cast(
-                size - width, "float32")
+                size - width, "float32"
+            )
             width = ops.cast(width, "float32")
             inside = ops.logical_and(pos >= start, pos < start + width)
             keep = keep * (1.0 - ops.cast(inside, "float32"))
@@ -298,8 +337,9 @@ class SpecAugment(keras.layers.Layer):
     def call(self, images, training=None):
         if not training or (self.freq_masks == 0 and self.time_masks == 0):
             return images
-        keep = (self._masks(images, self.freq_masks, self.freq_mask_fraction, 1)
-                * self._masks(images, self.time_masks, self.time_mask_fraction, 2))
+        keep = self._masks(images, self.freq_masks, self.freq_mask_fraction, 1) * self._masks(
+            images, self.time_masks, self.time_mask_fraction, 2
+        )
         mean = keras.ops.mean(images, axis=(1, 2, 3), keepdims=True)
         return images * keep + mean * (1.0 - keep)
 
@@ -307,6 +347,11 @@ class SpecAugment(keras.layers.Layer):
         return input_shape
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "freq_masks": self.freq_masks,
-                "freq_mask_fraction": self.freq_mask_fraction, "time_masks": self.time_masks,
-                "time_mask_fraction": self.time_mask_fraction, "seed": self.seed}
+        return {
+            **super().get_config(),
+            "freq_masks": self.freq_masks,
+            "freq_mask_fraction": self.freq_mask_fraction,
+            "time_masks": self.time_masks,
+            "time_mask_fraction": self.time_mask_fraction,
+            "seed": self.seed,
+        }

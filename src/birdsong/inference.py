@@ -38,8 +38,15 @@ from .config import (
 from .errors import InvalidParameterError, MissingDependencyError, ModelError, parameter_error
 from .rules import ScannedRecording, detect_events, recording_scores, scan_recording
 
-__all__ = ["BACKGROUND_LABELS", "Classifier", "Detection", "Prediction", "WindowScores", "predict",
-           "resolve_model"]
+__all__ = [
+    "BACKGROUND_LABELS",
+    "Classifier",
+    "Detection",
+    "Prediction",
+    "WindowScores",
+    "predict",
+    "resolve_model",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +56,13 @@ def _interpreter_class():
     installed. Never TensorFlow: the inference tier does not import it."""
     try:
         from ai_edge_litert.interpreter import Interpreter
+
         return Interpreter
     except ImportError:
         pass
     try:
         from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+
         return Interpreter
     except ImportError as exc:
         raise MissingDependencyError(
@@ -71,8 +80,12 @@ class Detection:
     score: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"start": round(self.start, 3), "end": round(self.end, 3),
-                "label": self.label, "score": round(self.score, 4)}
+        return {
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "label": self.label,
+            "score": round(self.score, 4),
+        }
 
 
 @dataclass(frozen=True)
@@ -97,10 +110,14 @@ class Prediction:
     duration: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "label": self.label, "score": round(self.score, 4),
-                "top_k": [[k, round(v, 4)] for k, v in self.top_k],
-                "detections": [d.to_dict() for d in self.detections],
-                "duration": round(self.duration, 3)}
+        return {
+            "path": self.path,
+            "label": self.label,
+            "score": round(self.score, 4),
+            "top_k": [[k, round(v, 4)] for k, v in self.top_k],
+            "detections": [d.to_dict() for d in self.detections],
+            "duration": round(self.duration, 3),
+        }
 
 
 class Classifier:
@@ -126,9 +143,15 @@ class Classifier:
     parallel throughput make one ``Classifier`` per thread.
     """
 
-    def __init__(self, model: str | os.PathLike, *, labels: Sequence[str] | None = None,
-                 sample_rate: int | None = None, num_threads: int | None = None,
-                 allow_non_probabilities: bool = False) -> None:
+    def __init__(
+        self,
+        model: str | os.PathLike,
+        *,
+        labels: Sequence[str] | None = None,
+        sample_rate: int | None = None,
+        num_threads: int | None = None,
+        allow_non_probabilities: bool = False,
+    ) -> None:
         from .metadata import read_labels, read_metadata
 
         num_threads = check_num_threads(num_threads)
@@ -145,8 +168,10 @@ class Classifier:
         self.path = path
         data = path.read_bytes()
         if len(data) < 8 or data[4:8] != b"TFL3":
-            raise ModelError(f"{path}: not a TFLite model (no TFL3 identifier; truncated, "
-                             "corrupt or another format)")
+            raise ModelError(
+                f"{path}: not a TFLite model (no TFL3 identifier; truncated, "
+                "corrupt or another format)"
+            )
         if sample_rate is not None:
             check_sample_rate(sample_rate)
         self.info = None
@@ -157,35 +182,40 @@ class Classifier:
             # labels are given; a sound model without metadata runs with given labels.
             read_labels(path)
             if not labels:
-                raise ModelError(f"{path}: this .tflite has no birdsong metadata; pass "
-                                 "labels=[...] (and sample_rate=) or export it with "
-                                 f"`birdsong export`. ({exc})") from exc
+                raise ModelError(
+                    f"{path}: this .tflite has no birdsong metadata; pass "
+                    "labels=[...] (and sample_rate=) or export it with "
+                    f"`birdsong export`. ({exc})"
+                ) from exc
         if self.info is not None:
             self.labels = tuple(labels) if labels else self.info.labels
             settings = self.info.settings
             try:
-                self.features = (from_dict(FeatureConfig, settings["features"])
-                                 if "features" in settings else
-                                 _plain_features(self.info.sample_rate, self.info.num_samples))
-            except (InvalidParameterError, TypeError, ValueError, AttributeError,
-                    KeyError) as exc:
-                raise ModelError(f"{path}: the audio settings in its metadata "
-                                 f"('settings.features') are unusable ({exc})") from exc
+                self.features = (
+                    from_dict(FeatureConfig, settings["features"])
+                    if "features" in settings
+                    else _plain_features(self.info.sample_rate, self.info.num_samples)
+                )
+            except (InvalidParameterError, TypeError, ValueError, AttributeError, KeyError) as exc:
+                raise ModelError(
+                    f"{path}: the audio settings in its metadata "
+                    f"('settings.features') are unusable ({exc})"
+                ) from exc
         else:  # no metadata: labels given (checked above), sample rate given or 32 kHz
             self.labels = tuple(labels or ())
             self.features = None
         try:
-            self._interpreter = _interpreter_class()(model_content=data,
-                                                     num_threads=num_threads)
+            self._interpreter = _interpreter_class()(model_content=data, num_threads=num_threads)
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{path}: the interpreter cannot load this model ({exc})") \
-                from exc
+            raise ModelError(f"{path}: the interpreter cannot load this model ({exc})") from exc
         inp = self._interpreter.get_input_details()
         out = self._interpreter.get_output_details()
         if len(inp) != 1 or len(out) != 1 or len(inp[0]["shape"]) != 2:
-            raise ModelError(f"{path}: expected one waveform input (1, samples) and one "
-                             f"score output; got inputs {[list(d['shape']) for d in inp]}")
+            raise ModelError(
+                f"{path}: expected one waveform input (1, samples) and one "
+                f"score output; got inputs {[list(d['shape']) for d in inp]}"
+            )
         self._input, self._output = inp[0], out[0]
         num_samples = int(self._input["shape"][1])
         if self.features is None:
@@ -193,22 +223,28 @@ class Classifier:
             try:
                 self.features = _plain_features(rate, num_samples)
             except InvalidParameterError as exc:
-                raise ModelError(f"{path}: an input of {num_samples} samples at {rate} Hz is "
-                                 f"not a usable audio window ({exc}); pass the model's "
-                                 "sample_rate=") from exc
+                raise ModelError(
+                    f"{path}: an input of {num_samples} samples at {rate} Hz is "
+                    f"not a usable audio window ({exc}); pass the model's "
+                    "sample_rate="
+                ) from exc
         if self.features.num_samples != num_samples:
-            raise ModelError(f"{path}: metadata says {self.features.num_samples} samples per "
-                             f"window but the input takes {num_samples}")
+            raise ModelError(
+                f"{path}: metadata says {self.features.num_samples} samples per "
+                f"window but the input takes {num_samples}"
+            )
         n_out = int(self._output["shape"][-1])
         if n_out != len(self.labels):
-            raise ModelError(f"{path}: the model scores {n_out} classes but has "
-                             f"{len(self.labels)} labels")
+            raise ModelError(
+                f"{path}: the model scores {n_out} classes but has {len(self.labels)} labels"
+            )
         settings = self.info.settings if self.info else {}
         try:
             self.rules = _rules(settings, self.features)
         except (InvalidParameterError, TypeError, ValueError) as exc:
-            raise ModelError(f"{path}: the window rules in its metadata are unusable "
-                             f"({exc})") from exc
+            raise ModelError(
+                f"{path}: the window rules in its metadata are unusable ({exc})"
+            ) from exc
         #: One sigmoid per species (several can score high at once) or one softmax.
         self.multi_label = settings.get("output") == "sigmoid"
         #: Per-species detection thresholds chosen on validation windows, if carried.
@@ -224,8 +260,10 @@ class Classifier:
         return self.features.clip_seconds
 
     def __repr__(self) -> str:
-        return (f"Classifier({str(self.path)!r}, {len(self.labels)} species, "
-                f"{self.sample_rate} Hz, {self.clip_seconds:g} s windows)")
+        return (
+            f"Classifier({str(self.path)!r}, {len(self.labels)} species, "
+            f"{self.sample_rate} Hz, {self.clip_seconds:g} s windows)"
+        )
 
     # ------------------------------------------------------------------ core scoring
     def _quantize_io(self, x: np.ndarray, detail: dict, inverse: bool = False) -> np.ndarray:
@@ -237,8 +275,9 @@ class Classifier:
         info = np.iinfo(detail["dtype"])
         return np.clip(np.round(x / scale + zero), info.min, info.max).astype(detail["dtype"])
 
-    def predict_windows(self, windows: np.ndarray, *,
-                        starts: Sequence[float] | None = None) -> np.ndarray:
+    def predict_windows(
+        self, windows: np.ndarray, *, starts: Sequence[float] | None = None
+    ) -> np.ndarray:
         """Scores ``(n, n_species)`` for windows ``(n, num_samples)`` at the model rate.
 
         ``starts`` (seconds, one per window) only serves to name a window in an error.
@@ -252,8 +291,9 @@ class Classifier:
         """
         w = np.asarray(windows, dtype=np.float32)
         if w.ndim != 2 or w.shape[1] != self.features.num_samples:
-            raise parameter_error("windows", f"an array of shape (n, {self.features.num_samples})",
-                                  w.shape)
+            raise parameter_error(
+                "windows", f"an array of shape (n, {self.features.num_samples})", w.shape
+            )
         if starts is not None and len(starts) != w.shape[0]:
             raise parameter_error("starts", f"one time per window ({w.shape[0]})", len(starts))
         out = np.empty((w.shape[0], len(self.labels)), np.float32)
@@ -261,13 +301,15 @@ class Classifier:
         with self._lock:
             for i in range(w.shape[0]):
                 try:
-                    it.set_tensor(self._input["index"],
-                                  self._quantize_io(w[i:i + 1], self._input))
+                    it.set_tensor(
+                        self._input["index"], self._quantize_io(w[i : i + 1], self._input)
+                    )
                     it.invoke()
                 except (ValueError, RuntimeError) as exc:
                     raise ModelError(f"{self.path}: the model failed to run ({exc})") from exc
-                out[i] = self._quantize_io(it.get_tensor(self._output["index"])[0],
-                                           self._output, inverse=True)
+                out[i] = self._quantize_io(
+                    it.get_tensor(self._output["index"])[0], self._output, inverse=True
+                )
         self._check_scores(out, starts)
         return out
 
@@ -283,38 +325,65 @@ class Classifier:
         bad = ~np.isfinite(scores).all(axis=1)
         if bad.any():
             i = int(np.argmax(bad))
-            raise ModelError(f"{self.path}: the model's output for {window(i)} is not a "
-                             f"number (NaN or infinite): {scores[i].tolist()}")
+            raise ModelError(
+                f"{self.path}: the model's output for {window(i)} is not a "
+                f"number (NaN or infinite): {scores[i].tolist()}"
+            )
         if self.allow_non_probabilities:
             return
         tol = _PROBABILITY_TOLERANCE
         bad = ((scores < -tol) | (scores > 1 + tol)).any(axis=1)
         if bad.any():
             i = int(np.argmax(bad))
-            raise ModelError(f"{self.path}: the model's scores for {window(i)} are not "
-                             f"probabilities in [0, 1] (min {scores[i].min():.4g}, max "
-                             f"{scores[i].max():.4g}); pass allow_non_probabilities=True "
-                             "to use them as they are")
+            raise ModelError(
+                f"{self.path}: the model's scores for {window(i)} are not "
+                f"probabilities in [0, 1] (min {scores[i].min():.4g}, max "
+                f"{scores[i].max():.4g}); pass allow_non_probabilities=True "
+                "to use them as they are"
+            )
 
     # ------------------------------------------------------------------- recordings
-    def scan(self, source: str | os.PathLike | BinaryIO | np.ndarray, *,
-             sample_rate: int | None = None, hop_seconds: float | None = None,
-             batch_windows: int = 32, block_seconds: float = 60.0) -> ScannedRecording:
+    def scan(
+        self,
+        source: str | os.PathLike | BinaryIO | np.ndarray,
+        *,
+        sample_rate: int | None = None,
+        hop_seconds: float | None = None,
+        batch_windows: int = 32,
+        block_seconds: float = 60.0,
+    ) -> ScannedRecording:
         """Score every window of a recording (see :func:`birdsong.rules.scan_recording`)."""
         hop = self.rules.hop_seconds if hop_seconds is None else hop_seconds
         check_hop(hop, self.clip_seconds, name="hop_seconds")
         _positive_int("batch_windows", batch_windows)
-        if not (isinstance(block_seconds, (int, float)) and np.isfinite(block_seconds)
-                and block_seconds > 0):
+        if not (
+            isinstance(block_seconds, (int, float))
+            and np.isfinite(block_seconds)
+            and block_seconds > 0
+        ):
             raise parameter_error("block_seconds", "a number > 0", block_seconds)
-        return scan_recording(source, self.predict_windows, features=self.features,
-                              hop_seconds=hop, sample_rate=sample_rate,
-                              batch_windows=batch_windows, block_seconds=block_seconds)
+        return scan_recording(
+            source,
+            self.predict_windows,
+            features=self.features,
+            hop_seconds=hop,
+            sample_rate=sample_rate,
+            batch_windows=batch_windows,
+            block_seconds=block_seconds,
+        )
 
-    def predict(self, source: str | os.PathLike | BinaryIO | np.ndarray, *,
-                sample_rate: int | None = None, hop_seconds: float | None = None,
-                overlap: float | None = None, top_k: int = 3, min_score: float | None = None,
-                batch_windows: int = 32, block_seconds: float = 60.0) -> Prediction:
+    def predict(
+        self,
+        source: str | os.PathLike | BinaryIO | np.ndarray,
+        *,
+        sample_rate: int | None = None,
+        hop_seconds: float | None = None,
+        overlap: float | None = None,
+        top_k: int = 3,
+        min_score: float | None = None,
+        batch_windows: int = 32,
+        block_seconds: float = 60.0,
+    ) -> Prediction:
         """Classify a clip or a long recording.
 
         Parameters
@@ -346,17 +415,25 @@ class Classifier:
             if hop_seconds is not None:
                 raise InvalidParameterError("Give 'hop_seconds' or 'overlap', not both.")
             hop_seconds = hop_for_overlap(self.clip_seconds, overlap)
-        if min_score is not None and not (isinstance(min_score, (int, float))
-                                          and 0.0 <= min_score <= 1.0):
-            raise parameter_error("min_score", "in [0, 1] (or None: the model's thresholds)",
-                                  min_score)
+        if min_score is not None and not (
+            isinstance(min_score, (int, float)) and 0.0 <= min_score <= 1.0
+        ):
+            raise parameter_error(
+                "min_score", "in [0, 1] (or None: the model's thresholds)", min_score
+            )
         _positive_int("top_k", top_k)
-        scan = self.scan(source, sample_rate=sample_rate, hop_seconds=hop_seconds,
-                         batch_windows=batch_windows, block_seconds=block_seconds)
+        scan = self.scan(
+            source,
+            sample_rate=sample_rate,
+            hop_seconds=hop_seconds,
+            batch_windows=batch_windows,
+            block_seconds=block_seconds,
+        )
         return self._summarise(source, scan, top_k=top_k, min_score=min_score)
 
-    def _summarise(self, source, scan: ScannedRecording, *, top_k: int,
-                   min_score: float | None) -> Prediction:
+    def _summarise(
+        self, source, scan: ScannedRecording, *, top_k: int, min_score: float | None
+    ) -> Prediction:
         clip, _ = recording_scores(scan, self.rules, exclusive=not self.multi_label)
         order = np.argsort(-clip, kind="stable")
         scores = {self.labels[i]: float(clip[i]) for i in range(len(self.labels))}
@@ -366,15 +443,21 @@ class Classifier:
             name = os.fspath(source)
         else:
             name = str(getattr(source, "name", "<file object>"))
-        windows = [WindowScores(float(s), float(e), sc, float(a))
-                   for s, e, sc, a in zip(scan.starts, scan.ends, scan.scores, scan.activity)]
-        hop = float(scan.starts[1] - scan.starts[0]) if len(scan.starts) > 1 \
-            else self.clip_seconds
+        windows = [
+            WindowScores(float(s), float(e), sc, float(a))
+            for s, e, sc, a in zip(scan.starts, scan.ends, scan.scores, scan.activity)
+        ]
+        hop = float(scan.starts[1] - scan.starts[0]) if len(scan.starts) > 1 else self.clip_seconds
         return Prediction(
-            path=name, label=self.labels[order[0]], score=float(clip[order[0]]),
-            scores=scores, top_k=[(self.labels[i], float(clip[i])) for i in order[:top_k]],
-            windows=windows, detections=self._detections(windows, hop, min_score),
-            duration=scan.duration)
+            path=name,
+            label=self.labels[order[0]],
+            score=float(clip[order[0]]),
+            scores=scores,
+            top_k=[(self.labels[i], float(clip[i])) for i in order[:top_k]],
+            windows=windows,
+            detections=self._detections(windows, hop, min_score),
+            duration=scan.duration,
+        )
 
     def score_thresholds(self, min_score: float | None = None) -> np.ndarray:
         """Each species' detection threshold: ``min_score`` for all when given, else the
@@ -384,18 +467,24 @@ class Classifier:
         chosen = self.thresholds or {}
         return np.array([chosen.get(label, 0.5) for label in self.labels])
 
-    def _detections(self, results: list[WindowScores], hop: float,
-                    min_score: float | None) -> list[Detection]:
+    def _detections(
+        self, results: list[WindowScores], hop: float, min_score: float | None
+    ) -> list[Detection]:
         """Timed events by :func:`birdsong.rules.detect_events` with this model's
         thresholds and output type."""
-        events = detect_events(np.asarray([r.start for r in results]),
-                               np.stack([r.scores for r in results]),
-                               thresholds=self.score_thresholds(min_score),
-                               labels=self.labels, multi_label=self.multi_label,
-                               clip_seconds=self.clip_seconds, hop_seconds=hop,
-                               duration=results[-1].end)
-        return [Detection(start, end, self.labels[label], score)
-                for start, end, label, score in events]
+        events = detect_events(
+            np.asarray([r.start for r in results]),
+            np.stack([r.scores for r in results]),
+            thresholds=self.score_thresholds(min_score),
+            labels=self.labels,
+            multi_label=self.multi_label,
+            clip_seconds=self.clip_seconds,
+            hop_seconds=hop,
+            duration=results[-1].end,
+        )
+        return [
+            Detection(start, end, self.labels[label], score) for start, end, label, score in events
+        ]
 
 
 #: Scores this far outside [0, 1] are rounding (float16, quantised outputs), not a model
@@ -415,25 +504,33 @@ def check_num_threads(value: object, *, name: str = "num_threads") -> int | None
     if value is None:
         return None
     limit = max_threads()
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) \
-            or not 1 <= int(value) <= limit:
-        raise parameter_error(name, f"an int in [1, {limit}] (4 per CPU, at least 64)",
-                              value)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | np.integer)
+        or not 1 <= int(value) <= limit
+    ):
+        raise parameter_error(name, f"an int in [1, {limit}] (4 per CPU, at least 64)", value)
     return int(value)
 
 
-def hop_for_overlap(clip_seconds: float, overlap: object, *, name: str = "overlap"
-                    ) -> float:
+def hop_for_overlap(clip_seconds: float, overlap: object, *, name: str = "overlap") -> float:
     """The hop ``clip_seconds - overlap``, after checking ``overlap`` (named ``name``)
     lies in [0, clip_seconds - min_hop_seconds(clip_seconds)]."""
     top = clip_seconds - min_hop_seconds(clip_seconds)
-    ok = (isinstance(overlap, int | float | np.floating | np.integer)
-          and not isinstance(overlap, bool) and np.isfinite(overlap)
-          and 0.0 <= float(overlap) <= top + 1e-9)
+    ok = (
+        isinstance(overlap, int | float | np.floating | np.integer)
+        and not isinstance(overlap, bool)
+        and np.isfinite(overlap)
+        and 0.0 <= float(overlap) <= top + 1e-9
+    )
     if not ok:
-        raise parameter_error(name, f"a number of seconds in [0, {top:g}] (windows of "
-                              f"{clip_seconds:g} s at least {min_hop_seconds(clip_seconds):g}"
-                              " s apart)", overlap)
+        raise parameter_error(
+            name,
+            f"a number of seconds in [0, {top:g}] (windows of "
+            f"{clip_seconds:g} s at least {min_hop_seconds(clip_seconds):g}"
+            " s apart)",
+            overlap,
+        )
     return clip_seconds - float(overlap)
 
 
@@ -441,16 +538,14 @@ def _check_given_labels(labels: object) -> tuple[str, ...]:
     """Labels passed to :class:`Classifier`: a non-empty sequence of unique,
     non-blank strings."""
     if isinstance(labels, str) or not isinstance(labels, Sequence) or not labels:
-        raise parameter_error("labels", "a non-empty sequence of str", labels,
-                              owner="Classifier")
+        raise parameter_error("labels", "a non-empty sequence of str", labels, owner="Classifier")
     bad = [x for x in labels if not isinstance(x, str) or not x.strip()]
     if bad:
         raise parameter_error("labels", "non-blank strings", bad[:5], owner="Classifier")
     seen: set[str] = set()
     dupes = sorted({x for x in labels if x in seen or seen.add(x)})
     if dupes:
-        raise parameter_error("labels", "unique (one per score)", dupes[:5],
-                              owner="Classifier")
+        raise parameter_error("labels", "unique (one per score)", dupes[:5], owner="Classifier")
     return tuple(labels)
 
 
@@ -459,19 +554,26 @@ def _plain_features(sample_rate: int, num_samples: int) -> FeatureConfig:
     n_fft = 1024
     while n_fft > 64 and n_fft > num_samples:
         n_fft //= 2
-    return FeatureConfig(sample_rate=sample_rate, clip_seconds=num_samples / sample_rate,
-                         n_fft=n_fft, fmin=min(50.0, sample_rate / 4),
-                         fmax=min(15000.0, sample_rate / 2))
+    return FeatureConfig(
+        sample_rate=sample_rate,
+        clip_seconds=num_samples / sample_rate,
+        n_fft=n_fft,
+        fmin=min(50.0, sample_rate / 4),
+        fmax=min(15000.0, sample_rate / 2),
+    )
 
 
 def _thresholds(path: Path, value: object, labels: Sequence[str]) -> dict[str, float] | None:
     if value is None:
         return None
     if not isinstance(value, dict) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0
-            for v in value.values()):
-        raise ModelError(f"{path}: the field 'thresholds' of its metadata must map species "
-                         f"to numbers in [0, 1]. Got {value!r:.200} instead.")
+        isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0
+        for v in value.values()
+    ):
+        raise ModelError(
+            f"{path}: the field 'thresholds' of its metadata must map species "
+            f"to numbers in [0, 1]. Got {value!r:.200} instead."
+        )
     return {str(k): float(v) for k, v in value.items() if k in labels}
 
 
@@ -517,7 +619,8 @@ def resolve_model(model: str | os.PathLike | None = None) -> Path:
     raise ModelError(
         "No model given and none found: pass model='birds.tflite', set the BIRDSONG_MODEL "
         "environment variable, or train one first (`birdsong demo`, or `birdsong train "
-        "DATA_DIR -o runs/NAME`).")
+        "DATA_DIR -o runs/NAME`)."
+    )
 
 
 def load_classifier(model: str | os.PathLike | None = None, **kwargs: Any) -> Classifier:
@@ -526,8 +629,10 @@ def load_classifier(model: str | os.PathLike | None = None, **kwargs: Any) -> Cl
     if path.is_dir():
         path = path / "model.tflite"
     if path.suffix == ".keras":
-        raise ModelError(f"{path}: a Keras model; export it first with `birdsong export "
-                         f"{path.parent} -o birds.tflite`")
+        raise ModelError(
+            f"{path}: a Keras model; export it first with `birdsong export "
+            f"{path.parent} -o birds.tflite`"
+        )
     if not path.exists():
         raise FileNotFoundError(f"No such model: {path}")
     key = (str(path.resolve()), path.stat().st_mtime, tuple(sorted(kwargs.items())))
@@ -539,15 +644,26 @@ def load_classifier(model: str | os.PathLike | None = None, **kwargs: Any) -> Cl
     return clf
 
 
-def predict(source: str | os.PathLike | BinaryIO | np.ndarray, *,
-            model: str | os.PathLike | None = None, sample_rate: int | None = None,
-            hop_seconds: float | None = None, overlap: float | None = None,
-            top_k: int = 3, min_score: float | None = None) -> Prediction:
+def predict(
+    source: str | os.PathLike | BinaryIO | np.ndarray,
+    *,
+    model: str | os.PathLike | None = None,
+    sample_rate: int | None = None,
+    hop_seconds: float | None = None,
+    overlap: float | None = None,
+    top_k: int = 3,
+    min_score: float | None = None,
+) -> Prediction:
     """Classify a recording with ``model`` (see :func:`resolve_model` for the default).
 
     The classifier is loaded once and reused across calls. The other parameters are
     those of :meth:`Classifier.predict`.
     """
-    return load_classifier(model).predict(source, sample_rate=sample_rate,
-                                          hop_seconds=hop_seconds, overlap=overlap,
-                                          top_k=top_k, min_score=min_score)
+    return load_classifier(model).predict(
+        source,
+        sample_rate=sample_rate,
+        hop_seconds=hop_seconds,
+        overlap=overlap,
+        top_k=top_k,
+        min_score=min_score,
+    )

@@ -201,8 +201,10 @@ def _parse_metadata(data: bytes) -> dict[str, Any]:
             try:
                 doc = json.loads((item.bytes(1) or b"").decode("utf-8"))
             except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
-                raise _Corrupt(f"custom metadata {CUSTOM_METADATA_NAME!r} is not usable "
-                               f"JSON ({type(exc).__name__})") from exc
+                raise _Corrupt(
+                    f"custom metadata {CUSTOM_METADATA_NAME!r} is not usable "
+                    f"JSON ({type(exc).__name__})"
+                ) from exc
             out["birdsong"] = doc
     return out
 
@@ -212,8 +214,7 @@ def _parse_metadata(data: bytes) -> dict[str, Any]:
 MAX_MEMBER_BYTES = 1 << 20
 
 
-def _zip_member(buf: bytes, name: str, where: str, *,
-                cap: int = MAX_MEMBER_BYTES) -> bytes | None:
+def _zip_member(buf: bytes, name: str, where: str, *, cap: int = MAX_MEMBER_BYTES) -> bytes | None:
     """One file of the zip appended to the model, read with at most ``cap`` bytes;
     ``None`` when there is no zip, no such member, or a damaged one."""
     try:
@@ -226,16 +227,20 @@ def _zip_member(buf: bytes, name: str, where: str, *,
         except KeyError:
             return None
         if info.file_size > cap:
-            raise ModelError(f"{where}: its associated file {name!r} claims "
-                             f"{info.file_size} bytes; at most {cap} are read")
+            raise ModelError(
+                f"{where}: its associated file {name!r} claims "
+                f"{info.file_size} bytes; at most {cap} are read"
+            )
         try:
             with zf.open(info) as fh:
                 data = fh.read(cap + 1)
         except Exception:  # damaged, encrypted, an unknown compression: unusable
             return None
     if len(data) > cap:
-        raise ModelError(f"{where}: its associated file {name!r} is larger than {cap} "
-                         "bytes (a zip bomb?); it is not read")
+        raise ModelError(
+            f"{where}: its associated file {name!r} is larger than {cap} "
+            "bytes (a zip bomb?); it is not read"
+        )
     return data
 
 
@@ -254,12 +259,14 @@ def _check_read_labels(labels: Sequence[str], where: str, source: str) -> tuple[
     """Labels read from a model: non-empty, unique (else ModelError naming file and source)."""
     empty = [i + 1 for i, x in enumerate(labels) if not x.strip()]
     if empty:
-        raise ModelError(f"{where}: {source} has empty labels (at position(s) "
-                         f"{', '.join(map(str, empty[:10]))})")
+        raise ModelError(
+            f"{where}: {source} has empty labels (at position(s) {', '.join(map(str, empty[:10]))})"
+        )
     dupes = sorted(x for x, n in Counter(labels).items() if n > 1)
     if dupes:
-        raise ModelError(f"{where}: {source} has duplicate labels {dupes[:10]!r}; each score "
-                         "needs its own label")
+        raise ModelError(
+            f"{where}: {source} has duplicate labels {dupes[:10]!r}; each score needs its own label"
+        )
     return tuple(labels)
 
 
@@ -308,8 +315,12 @@ def number_in(low: float, high: float) -> Checker:
     """A checker for a finite number in ``[low, high]``."""
 
     def check(value: Any) -> str | None:
-        ok = (isinstance(value, int | float) and not isinstance(value, bool)
-              and math.isfinite(value) and low <= value <= high)
+        ok = (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and low <= value <= high
+        )
         return None if ok else f"a number in [{low:g}, {high:g}]"
 
     return check
@@ -329,8 +340,13 @@ SETTINGS_SCHEMA: dict[str, Any] = {
 
 #: The birdsong JSON document (custom metadata ``"birdsong"``).
 DOCUMENT_SCHEMA: dict[str, Any] = {
-    "name": _text, "version": _text, "labels": _text_list, "sample_rate": _positive_int,
-    "channels": _positive_int, "num_samples": _positive_int, "settings": SETTINGS_SCHEMA,
+    "name": _text,
+    "version": _text,
+    "labels": _text_list,
+    "sample_rate": _positive_int,
+    "channels": _positive_int,
+    "num_samples": _positive_int,
+    "settings": SETTINGS_SCHEMA,
 }
 
 
@@ -339,8 +355,7 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def check_document(doc: Any, schema: Mapping[str, Any], where: str, *,
-                   prefix: str = "") -> None:
+def check_document(doc: Any, schema: Mapping[str, Any], where: str, *, prefix: str = "") -> None:
     """Raise ModelError naming ``where`` and the field (``settings.train.min_activity``)
     for the first value of ``doc`` that ``schema`` rejects."""
     for key, rule in schema.items():
@@ -349,8 +364,10 @@ def check_document(doc: Any, schema: Mapping[str, Any], where: str, *,
         value, field_name = doc[key], f"{prefix}{key}"
         requirement = _object(value) if isinstance(rule, Mapping) else rule(value)
         if requirement is not None:
-            raise ModelError(f"{where}: the {field_name!r} field of its birdsong metadata "
-                             f"must be {requirement}. Got {printable(_shown(value))} instead.")
+            raise ModelError(
+                f"{where}: the {field_name!r} field of its birdsong metadata "
+                f"must be {requirement}. Got {printable(_shown(value))} instead."
+            )
         if isinstance(rule, Mapping):
             check_document(value, rule, where, prefix=f"{field_name}.")
 
@@ -388,8 +405,10 @@ def read_metadata(model: str | os.PathLike | bytes) -> ModelInfo:
     meta = parsed["metadata"] or {}
     doc = meta.get("birdsong", {})
     if not isinstance(doc, dict):
-        raise ModelError(f"{where}: its birdsong metadata must be a JSON object. Got "
-                         f"{type(doc).__name__} instead.")
+        raise ModelError(
+            f"{where}: its birdsong metadata must be a JSON object. Got "
+            f"{type(doc).__name__} instead."
+        )
     check_document(doc, DOCUMENT_SCHEMA, where)
     sample_rate = meta.get("sample_rate") or _count(doc.get("sample_rate"))
     channels = meta.get("channels") or _count(doc.get("channels"))

@@ -11,8 +11,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["classification_metrics", "confusion_matrix", "is_collapsed", "roc_auc_ovr",
-           "top_k_accuracy"]
+__all__ = [
+    "classification_metrics",
+    "confusion_matrix",
+    "is_collapsed",
+    "roc_auc_ovr",
+    "top_k_accuracy",
+]
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -44,7 +49,7 @@ def _binary_auc(positive: np.ndarray, score: np.ndarray) -> float:
         j = i
         while j + 1 < score.size and sorted_scores[j + 1] == sorted_scores[i]:
             j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
         i = j + 1
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
@@ -57,8 +62,9 @@ def roc_auc_ovr(y_true: np.ndarray, scores: np.ndarray) -> tuple[float, list[flo
     return (float(np.mean(valid)) if valid else float("nan")), per_class
 
 
-def classification_metrics(y_true: Sequence[int] | np.ndarray, scores: np.ndarray,
-                           labels: Sequence[str]) -> dict[str, Any]:
+def classification_metrics(
+    y_true: Sequence[int] | np.ndarray, scores: np.ndarray, labels: Sequence[str]
+) -> dict[str, Any]:
     """Top-1 accuracy (and top-3 with more than 3 classes), macro-F1, per-species
     precision/recall/F1/support, macro ROC-AUC, the confusion matrix, and the chance
     levels to read them against (``chance_accuracy``: guessing uniformly;
@@ -78,10 +84,15 @@ def classification_metrics(y_true: Sequence[int] | np.ndarray, scores: np.ndarra
     present = support > 0
     macro_auc, auc = roc_auc_ovr(y_true, scores)
     per_species = {
-        label: {"precision": float(precision[i]), "recall": float(recall[i]),
-                "f1": float(f1[i]), "support": int(support[i]),
-                "roc_auc": None if np.isnan(auc[i]) else float(auc[i])}
-        for i, label in enumerate(labels)}
+        label: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+            "roc_auc": None if np.isnan(auc[i]) else float(auc[i]),
+        }
+        for i, label in enumerate(labels)
+    }
     out: dict[str, Any] = {
         "n": int(len(y_true)),
         "top1_accuracy": top_k_accuracy(y_true, scores, 1),
@@ -90,8 +101,9 @@ def classification_metrics(y_true: Sequence[int] | np.ndarray, scores: np.ndarra
         out["top3_accuracy"] = top_k_accuracy(y_true, scores, 3)
     return out | {
         "chance_accuracy": 1.0 / n_classes if n_classes else float("nan"),
-        "majority_accuracy": float(support.max() / support.sum()) if support.sum() else
-        float("nan"),
+        "majority_accuracy": float(support.max() / support.sum())
+        if support.sum()
+        else float("nan"),
         "macro_f1": float(f1[present].mean()) if present.any() else float("nan"),
         "macro_roc_auc": macro_auc,
         "per_species": per_species,

@@ -22,8 +22,14 @@ from pathlib import Path
 from .config import TrainConfig
 from .errors import InvalidParameterError, ModelError, parameter_error, require
 
-__all__ = ["build_model", "feature_extractor", "fold_input_channels", "head_model",
-           "load_keras_model", "set_fine_tuning"]
+__all__ = [
+    "build_model",
+    "feature_extractor",
+    "fold_input_channels",
+    "head_model",
+    "load_keras_model",
+    "set_fine_tuning",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +43,8 @@ def _resolve_weights(weights: str | None) -> str | None:
     if not path.is_file():
         raise InvalidParameterError(
             "The 'weights' parameter must be 'imagenet', 'none' or the path of a weights "
-            f"file. Got {weights!r} instead (no such file).")
+            f"file. Got {weights!r} instead (no such file)."
+        )
     return str(path)
 
 
@@ -52,11 +59,16 @@ def fold_input_channels(backbone, *, alpha: float):
     keras = require("keras", purpose="build the model")
     height, width, channels = backbone.input_shape[1:]
     if channels != 3:
-        raise InvalidParameterError(f"The 'backbone' parameter must take 3 input channels. "
-                                    f"Got {channels} instead.")
+        raise InvalidParameterError(
+            f"The 'backbone' parameter must take 3 input channels. Got {channels} instead."
+        )
     folded = keras.applications.MobileNetV2(
-        input_shape=(height, width, 1), alpha=alpha, include_top=False, weights=None,
-        name=backbone.name)
+        input_shape=(height, width, 1),
+        alpha=alpha,
+        include_top=False,
+        weights=None,
+        name=backbone.name,
+    )
     source = {layer.name: layer for layer in backbone.layers}
     for layer in folded.layers:
         if isinstance(layer, keras.layers.InputLayer):
@@ -69,8 +81,9 @@ def fold_input_channels(backbone, *, alpha: float):
     return folded
 
 
-def build_model(labels: Sequence[str], config: TrainConfig | None = None, *,
-                load_weights: bool = True):
+def build_model(
+    labels: Sequence[str], config: TrainConfig | None = None, *, load_weights: bool = True
+):
     """Build the full waveform-to-species model (uncompiled).
 
     ``config.weights``: ``"imagenet"`` (downloaded by Keras), ``None``/``"none"``
@@ -94,13 +107,22 @@ def build_model(labels: Sequence[str], config: TrainConfig | None = None, *,
     try:
         # Weights files hold the 3-channel (RGB) network: load there, then fold.
         backbone = keras.applications.MobileNetV2(
-            input_shape=(size, size, 3 if weights else 1), alpha=config.alpha,
-            include_top=False, weights=weights, name="backbone")
+            input_shape=(size, size, 3 if weights else 1),
+            alpha=config.alpha,
+            include_top=False,
+            weights=weights,
+            name="backbone",
+        )
     except Exception as exc:  # download failure, wrong file, shape mismatch
-        hint = (" (no internet? pass --weights none, or a local weights file)"
-                if weights == "imagenet" else "")
-        raise ModelError(f"Cannot load MobileNetV2 weights {config.weights!r} for alpha="
-                         f"{config.alpha}: {exc}{hint}") from exc
+        hint = (
+            " (no internet? pass --weights none, or a local weights file)"
+            if weights == "imagenet"
+            else ""
+        )
+        raise ModelError(
+            f"Cannot load MobileNetV2 weights {config.weights!r} for alpha="
+            f"{config.alpha}: {exc}{hint}"
+        ) from exc
     if weights:
         backbone = fold_input_channels(backbone, alpha=config.alpha)
     backbone.trainable = False
@@ -113,9 +135,14 @@ def build_model(labels: Sequence[str], config: TrainConfig | None = None, *,
                 layer.momentum = 0.9
     waveform = keras.Input((f.num_samples,), name="waveform")
     x = MelSpectrogram(f, name="frontend")(waveform)
-    x = SpecAugment(freq_masks=aug.freq_masks, freq_mask_fraction=aug.freq_mask_fraction,
-                    time_masks=aug.time_masks, time_mask_fraction=aug.time_mask_fraction,
-                    seed=config.seed, name="spec_augment")(x)
+    x = SpecAugment(
+        freq_masks=aug.freq_masks,
+        freq_mask_fraction=aug.freq_mask_fraction,
+        time_masks=aug.time_masks,
+        time_mask_fraction=aug.time_mask_fraction,
+        seed=config.seed,
+        name="spec_augment",
+    )(x)
     # Pretrained: BatchNorm keeps ImageNet statistics (inference mode) in both phases.
     # From scratch there are no statistics worth keeping, so BatchNorm learns them.
     x = backbone(x, training=False) if pretrained else backbone(x)
@@ -157,22 +184,27 @@ def set_fine_tuning(model, fine_tune_from: str | int, *, pretrained: bool = True
     if isinstance(fine_tune_from, int) or str(fine_tune_from).lstrip("-").isdigit():
         start = int(fine_tune_from)
         if not -len(names) <= start < len(names):
-            raise parameter_error("fine_tune_from", f"a layer index below {len(names)}",
-                                  fine_tune_from)
+            raise parameter_error(
+                "fine_tune_from", f"a layer index below {len(names)}", fine_tune_from
+            )
         start %= len(names)
     elif fine_tune_from in names:
         start = names.index(fine_tune_from)
     else:
-        blocks = sorted({n.split("_")[0] + "_" + n.split("_")[1] for n in names
-                         if n.startswith("block_")}, key=lambda s: int(s.split("_")[1]))
+        blocks = sorted(
+            {n.split("_")[0] + "_" + n.split("_")[1] for n in names if n.startswith("block_")},
+            key=lambda s: int(s.split("_")[1]),
+        )
         raise InvalidParameterError(
             f"The 'fine_tune_from' parameter must name a MobileNetV2 layer. Got "
-            f"{fine_tune_from!r} instead. Examples: {blocks[-3]}_expand, Conv_1.")
+            f"{fine_tune_from!r} instead. Examples: {blocks[-3]}_expand, Conv_1."
+        )
     backbone.trainable = True
     unfrozen = []
     for i, layer in enumerate(backbone.layers):
-        train = i >= start and not (pretrained and isinstance(
-            layer, keras.layers.BatchNormalization))
+        train = i >= start and not (
+            pretrained and isinstance(layer, keras.layers.BatchNormalization)
+        )
         layer.trainable = train
         if train and layer.weights:
             unfrozen.append(layer.name)

@@ -23,8 +23,7 @@ from .dataset import DatasetIndex, Recording, Skipped, model_labels, target_vect
 from .errors import AudioError, require
 from .rules import choose_windows
 
-__all__ = ["SkipLog", "annotated_windows", "make_dataset", "recording_windows",
-           "select_windows"]
+__all__ = ["SkipLog", "annotated_windows", "make_dataset", "recording_windows", "select_windows"]
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +50,25 @@ class SkipLog:
             return [Skipped(p, r) for p, r in sorted(self._items.items())]
 
 
-def select_windows(signal: np.ndarray, *, features: FeatureConfig, rules: WindowRules
-                   ) -> np.ndarray:
+def select_windows(
+    signal: np.ndarray, *, features: FeatureConfig, rules: WindowRules
+) -> np.ndarray:
     """Windows of a recording to learn from: cut every ``rules.hop_seconds`` and chosen
     by :func:`birdsong.rules.choose_windows` (the most active ones, in time order)."""
     rules = rules.for_clip(features.clip_seconds)
-    windows, _ = frame(signal, sample_rate=features.sample_rate,
-                       clip_seconds=features.clip_seconds, hop_seconds=rules.hop_seconds)
+    windows, _ = frame(
+        signal,
+        sample_rate=features.sample_rate,
+        clip_seconds=features.clip_seconds,
+        hop_seconds=rules.hop_seconds,
+    )
     scores = activity(windows, sample_rate=features.sample_rate)
     return windows[choose_windows(scores, rules)]
 
 
-def recording_windows(path: str | os.PathLike, config: TrainConfig, *,
-                      max_windows: int | None = None) -> np.ndarray:
+def recording_windows(
+    path: str | os.PathLike, config: TrainConfig, *, max_windows: int | None = None
+) -> np.ndarray:
     """The windows training and int8 calibration use from one recording.
 
     Reads at most ``MAX_TRAIN_SECONDS`` at the model rate and keeps the windows
@@ -78,8 +83,13 @@ def recording_windows(path: str | os.PathLike, config: TrainConfig, *,
     return select_windows(signal, features=f, rules=rules)
 
 
-def annotated_windows(recording: Recording, config: TrainConfig, labels: Sequence[str], *,
-                      max_windows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def annotated_windows(
+    recording: Recording,
+    config: TrainConfig,
+    labels: Sequence[str],
+    *,
+    max_windows: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Windows and per-window targets of a recording labelled by an annotation table.
 
     Windows every ``windows.hop_seconds``; each gets every species whose selection
@@ -92,25 +102,32 @@ def annotated_windows(recording: Recording, config: TrainConfig, labels: Sequenc
     f = config.features
     rules = config.windows.for_clip(f.clip_seconds)
     limit = max_windows or rules.max_windows
-    signal, _ = load_audio(recording.path, sample_rate=f.sample_rate,
-                           max_seconds=MAX_TRAIN_SECONDS)
-    windows, starts = frame(signal, sample_rate=f.sample_rate, clip_seconds=f.clip_seconds,
-                            hop_seconds=rules.hop_seconds)
-    targets = window_labels(recording.annotations, starts, clip_seconds=f.clip_seconds,
-                            labels=labels)
+    signal, _ = load_audio(recording.path, sample_rate=f.sample_rate, max_seconds=MAX_TRAIN_SECONDS)
+    windows, starts = frame(
+        signal,
+        sample_rate=f.sample_rate,
+        clip_seconds=f.clip_seconds,
+        hop_seconds=rules.hop_seconds,
+    )
+    targets = window_labels(
+        recording.annotations, starts, clip_seconds=f.clip_seconds, labels=labels
+    )
     positive = np.flatnonzero(targets.any(axis=1))[:limit]
-    negative = np.flatnonzero(~targets.any(axis=1)) if recording.complete else \
-        np.zeros(0, int)
+    negative = np.flatnonzero(~targets.any(axis=1)) if recording.complete else np.zeros(0, int)
     if negative.size:
         act = activity(windows, sample_rate=f.sample_rate)[negative]
-        negative = negative[np.argsort(-act, kind="stable")][:max(1, min(limit,
-                                                                     positive.size))]
+        negative = negative[np.argsort(-act, kind="stable")][: max(1, min(limit, positive.size))]
     keep = np.sort(np.concatenate([positive, negative]).astype(int))
     return windows[keep], targets[keep].astype(np.float32)
 
 
-def _loader(config: TrainConfig, skips: SkipLog, max_windows: int, labels: Sequence[str],
-            recordings: dict[str, Recording]):
+def _loader(
+    config: TrainConfig,
+    skips: SkipLog,
+    max_windows: int,
+    labels: Sequence[str],
+    recordings: dict[str, Recording],
+):
     f = config.features
     n = len(labels)
 
@@ -160,16 +177,27 @@ def _mixup_fn(alpha: float):
         b = tf.random.gamma([], alpha)
         lam = a / (a + b)
         perm = tf.random.shuffle(tf.range(tf.shape(x)[0]))
-        return (lam * x + (1 - lam) * tf.gather(x, perm), lam * y + (1 - lam) * tf.gather(y, perm),
-                lam * w + (1 - lam) * tf.gather(w, perm))
+        return (
+            lam * x + (1 - lam) * tf.gather(x, perm),
+            lam * y + (1 - lam) * tf.gather(y, perm),
+            lam * w + (1 - lam) * tf.gather(w, perm),
+        )
 
     return mixup
 
 
-def make_dataset(index: DatasetIndex, config: TrainConfig, *, training: bool, skips: SkipLog,
-                 class_weights: Sequence[float] | None = None, cache_dir: str | None = None,
-                 with_ids: bool = False, batch_size: int | None = None,
-                 max_windows: int | None = None):
+def make_dataset(
+    index: DatasetIndex,
+    config: TrainConfig,
+    *,
+    training: bool,
+    skips: SkipLog,
+    class_weights: Sequence[float] | None = None,
+    cache_dir: str | None = None,
+    with_ids: bool = False,
+    batch_size: int | None = None,
+    max_windows: int | None = None,
+):
     """Build the ``tf.data.Dataset`` of ``(waveform, target, sample_weight)`` batches.
 
     ``target`` is the recording's row of :func:`~birdsong.dataset.target_vectors` over
@@ -197,14 +225,21 @@ def make_dataset(index: DatasetIndex, config: TrainConfig, *, training: bool, sk
     targets = target_vectors(index.recordings, labels).reshape(-1, len(labels))
     ids = list(range(len(paths)))
     n_classes = len(labels)
-    weights = tf.constant(class_weights if class_weights is not None else [1.0] * n_classes,
-                          tf.float32)
-    load = _loader(config, skips, max_windows or config.windows.max_windows, labels,
-                   {os.fspath(r.path): r for r in index.recordings})
+    weights = tf.constant(
+        class_weights if class_weights is not None else [1.0] * n_classes, tf.float32
+    )
+    load = _loader(
+        config,
+        skips,
+        max_windows or config.windows.max_windows,
+        labels,
+        {os.fspath(r.path): r for r in index.recordings},
+    )
 
     def decode(path, y, rid):
-        windows, targets = tf.numpy_function(load, [path, y], [tf.float32, tf.float32],
-                                             stateful=False)
+        windows, targets = tf.numpy_function(
+            load, [path, y], [tf.float32, tf.float32], stateful=False
+        )
         windows = tf.ensure_shape(windows, [None, f.num_samples])
         targets = tf.ensure_shape(targets, [None, n_classes])
         return windows, targets, tf.fill([tf.shape(windows)[0]], rid)
@@ -212,9 +247,13 @@ def make_dataset(index: DatasetIndex, config: TrainConfig, *, training: bool, sk
     def weight(y):
         return tf.where(tf.reduce_max(y) > 0, tf.gather(weights, tf.argmax(y)), 1.0)
 
-    ds = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string),
-                                             tf.constant(targets, tf.float32),
-                                             tf.constant(ids, tf.int32)))
+    ds = tf.data.Dataset.from_tensor_slices(
+        (
+            tf.constant(paths, tf.string),
+            tf.constant(targets, tf.float32),
+            tf.constant(ids, tf.int32),
+        )
+    )
     ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
     ds = ds.cache(cache_dir or "")
     batch = batch_size or config.batch_size

@@ -17,8 +17,13 @@ import numpy as np
 from ._io import atomic_path
 from .errors import require
 
-__all__ = ["new_figure", "plot_confusion_matrix", "plot_learning_curves",
-           "plot_precision_recall", "save_figure"]
+__all__ = [
+    "new_figure",
+    "plot_confusion_matrix",
+    "plot_learning_curves",
+    "plot_precision_recall",
+    "save_figure",
+]
 
 
 def new_figure(*, figsize: tuple[float, float], dpi: int = 100):
@@ -40,8 +45,9 @@ def save_figure(fig, output: str | os.PathLike) -> Path:
     return Path(output)
 
 
-def plot_learning_curves(history: dict[str, list[dict[str, float]]],
-                         out_png: str | os.PathLike) -> Path:
+def plot_learning_curves(
+    history: dict[str, list[dict[str, float]]], out_png: str | os.PathLike
+) -> Path:
     """Accuracy and loss, training vs validation, both phases, the boundary marked."""
     rows = history.get("phase1", []) + history.get("phase2", [])
     boundary = len(history.get("phase1", []))
@@ -50,15 +56,15 @@ def plot_learning_curves(history: dict[str, list[dict[str, float]]],
     axes = fig.subplots(1, 2)
     score = "accuracy" if any("accuracy" in r for r in rows) else "auc"  # multi-label: AUC
     for ax, metric in zip(axes, (score, "loss")):
-        for key, style, name in ((metric, "-o", "training"), (f"val_{metric}", "-s",
-                                                               "validation")):
+        for key, style, name in ((metric, "-o", "training"), (f"val_{metric}", "-s", "validation")):
             values = [r.get(key, np.nan) for r in rows]
             if not np.all(np.isnan(values)):
                 ax.plot(epochs, values, style, markersize=3, label=name)
         if 0 < boundary < len(rows):
             ax.axvline(boundary + 0.5, color="grey", linestyle="--", linewidth=1)
-            ax.text(boundary + 0.6, ax.get_ylim()[1], " fine-tuning", va="top", fontsize=8,
-                    color="grey")
+            ax.text(
+                boundary + 0.6, ax.get_ylim()[1], " fine-tuning", va="top", fontsize=8, color="grey"
+            )
         ax.set_xlabel("epoch (frozen backbone, then fine-tuning)")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
@@ -67,9 +73,13 @@ def plot_learning_curves(history: dict[str, list[dict[str, float]]],
     return save_figure(fig, out_png)
 
 
-def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str],
-                          out_png: str | os.PathLike, *, title: str = "Confusion matrix"
-                          ) -> Path:
+def plot_confusion_matrix(
+    matrix: Sequence[Sequence[int]],
+    labels: Sequence[str],
+    out_png: str | os.PathLike,
+    *,
+    title: str = "Confusion matrix",
+) -> Path:
     """Row-normalised confusion matrix with counts written in the cells."""
     cm = np.asarray(matrix, dtype=float)
     rows = cm.sum(axis=1, keepdims=True)
@@ -82,8 +92,15 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str]
     for i in range(n):
         for j in range(n):
             if cm[i, j]:
-                ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=7,
-                        color="white" if norm[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{int(cm[i, j])}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black",
+                )
     ax.set_xticks(range(n), labels, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(n), labels, fontsize=8)
     ax.set_xlabel("predicted")
@@ -93,8 +110,9 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str]
     return save_figure(fig, out_png)
 
 
-def plot_precision_recall(curves: dict[str, Any], thresholds: dict[str, float],
-                          output: str | os.PathLike) -> Path:
+def plot_precision_recall(
+    curves: dict[str, Any], thresholds: dict[str, float], output: str | os.PathLike
+) -> Path:
     """One precision-recall curve per species (window level), each species' detection
     threshold marked on its curve."""
     names = list(curves)
@@ -110,20 +128,24 @@ def plot_precision_recall(curves: dict[str, Any], thresholds: dict[str, float],
             t = np.asarray(c.get("thresholds", []))
             if t.size and name in thresholds:
                 k = int(np.argmin(np.abs(t - thresholds[name])))
-                ax.plot(recall[k], precision[k], "o", color="C3",
-                        label=f"threshold {thresholds[name]:.2f}")
+                ax.plot(
+                    recall[k],
+                    precision[k],
+                    "o",
+                    color="C3",
+                    label=f"threshold {thresholds[name]:.2f}",
+                )
                 ax.legend(fontsize=7, loc="lower left")
         else:
             ax.text(0.5, 0.5, "no positive windows", ha="center", va="center", fontsize=8)
         ap = c.get("ap")
-        ax.set_title(f"{name}" + (f" (AP {ap:.2f})" if isinstance(ap, float) else ""),
-                     fontsize=9)
+        ax.set_title(f"{name}" + (f" (AP {ap:.2f})" if isinstance(ap, float) else ""), fontsize=9)
         ax.set_xlim(0, 1.02)
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("recall", fontsize=8)
         ax.set_ylabel("precision", fontsize=8)
         ax.grid(alpha=0.3)
-    for ax in axes[len(names):]:
+    for ax in axes[len(names) :]:
         ax.axis("off")
     fig.suptitle("Precision-recall per species (windows)")
     return save_figure(fig, output)

@@ -61,8 +61,9 @@ def collect_files(paths: list[str]) -> list[Path]:
             inside = []
             for root, dirs, files in os.walk(p, followlinks=False):
                 dirs[:] = [d for d in dirs if not d.startswith(".")]
-                inside += [Path(root) / f for f in files
-                           if not f.startswith(".") and is_audio_file(f)]
+                inside += [
+                    Path(root) / f for f in files if not f.startswith(".") and is_audio_file(f)
+                ]
             found.update(dict.fromkeys(sorted(inside)))
         elif p.exists():
             found[p] = None
@@ -81,13 +82,20 @@ def _top_k_text(pred: Prediction) -> str:
 
 def _detections_text(pred: Prediction) -> str:
     """Every detection in one CSV cell: ``label start-end score`` joined by ``|``."""
-    return "|".join(f"{d.label} {d.start:.3f}-{d.end:.3f} {d.score:.4f}"
-                    for d in pred.detections)
+    return "|".join(f"{d.label} {d.start:.3f}-{d.end:.3f} {d.score:.4f}" for d in pred.detections)
 
 
 class _Writer:
-    def __init__(self, fmt: str, out: IO[str], clf: Classifier, *, header: bool = True,
-                 to_file: bool = False, emit=None) -> None:
+    def __init__(
+        self,
+        fmt: str,
+        out: IO[str],
+        clf: Classifier,
+        *,
+        header: bool = True,
+        to_file: bool = False,
+        emit=None,
+    ) -> None:
         self.fmt, self.out, self.clf = fmt, out, clf
         # Paths stay exact in a file written with -o (--resume matches them); printed on
         # stdout, their control characters are escaped like everything else.
@@ -121,17 +129,29 @@ class _Writer:
             obj = pred.to_dict() if pred else {"path": str(path), "error": error}
             self.buf.write(json.dumps(obj) + "\n")
         elif self.fmt == "csv":
-            self.csv.writerow([self.path_text(path), label(pred.label) if pred else "",
-                               f"{pred.score:.4f}" if pred else "",
-                               label(_top_k_text(pred)) if pred else "",
-                               label(_detections_text(pred)) if pred else "",
-                               f"{pred.duration:.3f}" if pred else "", label(error or "")])
+            self.csv.writerow(
+                [
+                    self.path_text(path),
+                    label(pred.label) if pred else "",
+                    f"{pred.score:.4f}" if pred else "",
+                    label(_top_k_text(pred)) if pred else "",
+                    label(_detections_text(pred)) if pred else "",
+                    f"{pred.duration:.3f}" if pred else "",
+                    label(error or ""),
+                ]
+            )
         elif self.fmt == "raven":
             f = self.clf.features
-            dets = [dataclasses.replace(d, label=label(d.label))
-                    for d in (pred.detections if pred else [])]
-            rows = raven_rows(dets, file=self.path_text(path), freq_range=(f.fmin, f.fmax),
-                              first_selection=self.selection + 1)
+            dets = [
+                dataclasses.replace(d, label=label(d.label))
+                for d in (pred.detections if pred else [])
+            ]
+            rows = raven_rows(
+                dets,
+                file=self.path_text(path),
+                freq_range=(f.fmin, f.fmax),
+                first_selection=self.selection + 1,
+            )
             self.selection += len(dets)
             self.buf.write("".join(row + "\n" for row in rows))
         else:
@@ -140,20 +160,33 @@ class _Writer:
             if pred is None:
                 self.buf.write(f"{name:40s} error: {label(error)}\n")
             else:
-                events = ", ".join(f"{label(d.label)} {d.start:.1f}-{d.end:.1f}s "
-                                   f"({d.score:.2f})" for d in pred.detections[:4])
+                events = ", ".join(
+                    f"{label(d.label)} {d.start:.1f}-{d.end:.1f}s ({d.score:.2f})"
+                    for d in pred.detections[:4]
+                )
                 more = f" +{len(pred.detections) - 4}" if len(pred.detections) > 4 else ""
-                self.buf.write(f"{name:40s} {label(pred.label):28s} {pred.score:6.3f}  "
-                               f"{events or '-'}{more}\n")
+                self.buf.write(
+                    f"{name:40s} {label(pred.label):28s} {pred.score:6.3f}  {events or '-'}{more}\n"
+                )
         self._flush()
 
 
-def _predictions(clf: Classifier, files: list[Path], args: argparse.Namespace
-                 ) -> Iterator[tuple[Path, Prediction | None, str | None]]:
+def _predictions(
+    clf: Classifier, files: list[Path], args: argparse.Namespace
+) -> Iterator[tuple[Path, Prediction | None, str | None]]:
     for path in files:
         try:
-            yield path, clf.predict(path, hop_seconds=args.hop_seconds, overlap=args.overlap,
-                                    top_k=args.top_k, min_score=args.min_score), None
+            yield (
+                path,
+                clf.predict(
+                    path,
+                    hop_seconds=args.hop_seconds,
+                    overlap=args.overlap,
+                    top_k=args.top_k,
+                    min_score=args.min_score,
+                ),
+                None,
+            )
         except (AudioError, ModelError, OSError) as exc:
             # ModelError: the model gave NaN or non-probabilities for this recording
             yield path, None, str(exc)
@@ -168,17 +201,20 @@ def _check_options(args: argparse.Namespace) -> None:
         raise parameter_error("--top-k", "an int >= 1", args.top_k)
     if args.overlap is not None and args.hop_seconds is not None:
         raise InvalidParameterError("Give --hop-seconds or --overlap, not both.")
-    if args.overlap is not None and not (isinstance(args.overlap, int | float)
-                                         and 0.0 <= args.overlap < float("inf")):
+    if args.overlap is not None and not (
+        isinstance(args.overlap, int | float) and 0.0 <= args.overlap < float("inf")
+    ):
         raise parameter_error("--overlap", "a number of seconds >= 0", args.overlap)
     check_num_threads(args.threads, name="--threads")
     if getattr(args, "resume", False):
         if not args.output:
-            raise parameter_error("--resume", "used with -o/--output (the file to continue)",
-                                  True)
+            raise parameter_error("--resume", "used with -o/--output (the file to continue)", True)
         if args.format not in ("csv", "json"):
-            raise parameter_error("--format", "csv or json with --resume (the formats that "
-                                  "list every file)", args.format)
+            raise parameter_error(
+                "--format",
+                "csv or json with --resume (the formats that list every file)",
+                args.format,
+            )
 
 
 def _finished(output: Path, fmt: str) -> set[str] | None:
@@ -196,15 +232,18 @@ def _finished(output: Path, fmt: str) -> set[str] | None:
         try:
             rows = list(csv.reader(io.StringIO(text, newline="")))
         except csv.Error as exc:
-            raise InvalidParameterError(f"{where} is not a readable CSV file ({exc})") \
-                from exc
+            raise InvalidParameterError(f"{where} is not a readable CSV file ({exc})") from exc
         if not rows or rows[0] != CSV_HEADER:
-            raise InvalidParameterError(f"{where} does not start with birdsong's CSV header "
-                                        f"({','.join(CSV_HEADER)}); not continuing it")
+            raise InvalidParameterError(
+                f"{where} does not start with birdsong's CSV header "
+                f"({','.join(CSV_HEADER)}); not continuing it"
+            )
         for line, row in enumerate(rows[1:], start=2):
             if len(row) != len(CSV_HEADER):
-                raise InvalidParameterError(f"{where}, line {line}: {len(row)} fields, "
-                                            f"expected {len(CSV_HEADER)}; not continuing it")
+                raise InvalidParameterError(
+                    f"{where}, line {line}: {len(row)} fields, "
+                    f"expected {len(CSV_HEADER)}; not continuing it"
+                )
             done.add(row[0])
     else:
         for line, raw in enumerate(text.splitlines(), start=1):
@@ -213,16 +252,16 @@ def _finished(output: Path, fmt: str) -> set[str] | None:
             except ValueError:
                 obj = None
             if not isinstance(obj, dict) or not isinstance(obj.get("path"), str):
-                raise InvalidParameterError(f"{where}, line {line}: not a birdsong JSON "
-                                            "result; not continuing it")
+                raise InvalidParameterError(
+                    f"{where}, line {line}: not a birdsong JSON result; not continuing it"
+                )
             done.add(obj["path"])
     if end < len(data):  # a row cut short by a kill: drop it, it is predicted again
         os.truncate(output, end)
     return done
 
 
-def _per_recording_tables(args: argparse.Namespace, clf: Classifier, files: list[Path]
-                          ) -> int:
+def _per_recording_tables(args: argparse.Namespace, clf: Classifier, files: list[Path]) -> int:
     """``--format raven --tables per-recording``: a Raven table per recording in the
     ``-o`` folder, named so that ``train``/``evaluate`` pair it with its recording."""
     from ._io import check_output_dir
@@ -237,8 +276,12 @@ def _per_recording_tables(args: argparse.Namespace, clf: Classifier, files: list
             failures += 1
             print(f"birdsong: {printable(path)}: {printable(error)}", file=sys.stderr)
             continue
-        out = write_raven(folder / f"{path.stem}.birdsong.selections.txt", pred.detections,
-                          file=path.name, freq_range=(f.fmin, f.fmax))
+        out = write_raven(
+            folder / f"{path.stem}.birdsong.selections.txt",
+            pred.detections,
+            file=path.name,
+            freq_range=(f.fmin, f.fmax),
+        )
         print(f"{printable(out)}\t{len(pred.detections)} detection(s)")
     return 1 if failures else 0
 
@@ -248,14 +291,18 @@ def run_predict(args: argparse.Namespace) -> int:
     _check_options(args)
     per_recording = getattr(args, "tables", "combined") == "per-recording"
     if per_recording and (args.format != "raven" or not args.output):
-        raise parameter_error("--tables", "per-recording only with --format raven and "
-                              "-o FOLDER", args.tables)
+        raise parameter_error(
+            "--tables", "per-recording only with --format raven and -o FOLDER", args.tables
+        )
     resume = bool(getattr(args, "resume", False))
     index, count = parse_shard(args.shard)
     found = collect_files(args.paths)
     if not found:
-        print(f"birdsong: no audio files found in {', '.join(map(printable, args.paths))} "
-              "(WAV, FLAC, OGG, MP3, AIFF)", file=sys.stderr)
+        print(
+            f"birdsong: no audio files found in {', '.join(map(printable, args.paths))} "
+            "(WAV, FLAC, OGG, MP3, AIFF)",
+            file=sys.stderr,
+        )
         return 1
     files = found[index::count]
     kwargs = {"num_threads": args.threads} if args.threads else {}
@@ -269,8 +316,9 @@ def run_predict(args: argparse.Namespace) -> int:
     resumed = 0
     header = True
     if args.output:
-        output = check_output_file(args.output, inputs=[*files, clf.path], name="--output",
-                                   replace=False)
+        output = check_output_file(
+            args.output, inputs=[*files, clf.path], name="--output", replace=False
+        )
         done = _finished(output, args.format) if resume and output.is_file() else None
         if done is not None:
             header = False
@@ -279,10 +327,9 @@ def run_predict(args: argparse.Namespace) -> int:
             resumed, files = len(files) - len(left), left
     # 2. only now open the output
     mode = "a" if resume else "w"
-    out: IO[str] = (open(args.output, mode, newline="", encoding="utf-8",  # noqa: SIM115
-                         errors="surrogateescape")
-                    if args.output
-                    else sys.stdout)
+    out: IO[str] = sys.stdout
+    if args.output:  # closed in the finally below
+        out = open(args.output, mode, newline="", encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
     failures = 0
     try:
         from tqdm.auto import tqdm
@@ -290,13 +337,15 @@ def run_predict(args: argparse.Namespace) -> int:
         show = not args.quiet and len(files) > 1
         emit = None
         if show and out is sys.stdout:
+
             def emit(text: str) -> None:  # clear the bar, print, redraw it
                 tqdm.write(text, file=sys.stdout, end="")
                 sys.stdout.flush()
-        writer = _Writer(args.format, out, clf, header=header, to_file=bool(args.output),
-                         emit=emit)
-        with tqdm(total=len(files), unit="file", disable=not show, file=sys.stderr,
-                  leave=False) as bar:
+
+        writer = _Writer(args.format, out, clf, header=header, to_file=bool(args.output), emit=emit)
+        with tqdm(
+            total=len(files), unit="file", disable=not show, file=sys.stderr, leave=False
+        ) as bar:
             for path, pred, error in _predictions(clf, files, args):
                 failures += pred is None
                 writer.write(path, pred, error)
@@ -305,9 +354,14 @@ def run_predict(args: argparse.Namespace) -> int:
         if out is not sys.stdout:
             out.close()
     if resumed:
-        print(f"birdsong: --resume: {resumed} file(s) already in {printable(args.output)} "
-              f"skipped, {len(files)} predicted", file=sys.stderr)
+        print(
+            f"birdsong: --resume: {resumed} file(s) already in {printable(args.output)} "
+            f"skipped, {len(files)} predicted",
+            file=sys.stderr,
+        )
     if failures:
-        print(f"birdsong: {failures} of {len(files)} file(s) could not be read (exit "
-              "status 1)", file=sys.stderr)
+        print(
+            f"birdsong: {failures} of {len(files)} file(s) could not be read (exit status 1)",
+            file=sys.stderr,
+        )
     return 1 if failures else 0

@@ -57,8 +57,9 @@ def choose_windows(activity: np.ndarray, rules: WindowRules) -> np.ndarray:
     """
     act = np.asarray(activity, dtype=np.float64).reshape(-1)
     if act.size == 0:
-        raise InvalidParameterError("The 'activity' parameter must hold at least one "
-                                    "window. Got none instead.")
+        raise InvalidParameterError(
+            "The 'activity' parameter must hold at least one window. Got none instead."
+        )
     order = np.argsort(-act, kind="stable")
     keep = order[act[order] >= rules.min_activity][: rules.max_windows]
     if keep.size == 0:
@@ -66,8 +67,7 @@ def choose_windows(activity: np.ndarray, rules: WindowRules) -> np.ndarray:
     return np.sort(keep)
 
 
-def aggregate(scores: np.ndarray, rules: WindowRules, *, exclusive: bool = True
-              ) -> np.ndarray:
+def aggregate(scores: np.ndarray, rules: WindowRules, *, exclusive: bool = True) -> np.ndarray:
     """A recording's scores from its chosen windows' scores ``(n, n_classes)``.
 
     ``mean``: the mean score; ``mean_log``: the geometric mean (mean log-probability),
@@ -108,8 +108,9 @@ class ScannedRecording:
         return float(self.ends[-1]) if self.ends.size else 0.0
 
 
-def recording_scores(scan: ScannedRecording, rules: WindowRules, *, exclusive: bool = True
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def recording_scores(
+    scan: ScannedRecording, rules: WindowRules, *, exclusive: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """The recording's scores and the indices of the windows that made them."""
     chosen = choose_windows(scan.activity, rules)
     return aggregate(scan.scores[chosen], rules, exclusive=exclusive), chosen
@@ -118,24 +119,35 @@ def recording_scores(scan: ScannedRecording, rules: WindowRules, *, exclusive: b
 def _check_array(source: np.ndarray) -> np.ndarray:
     """A waveform array as float32: (n,) or (n, channels)/(channels, n), finite samples."""
     if source.dtype.kind not in "biuf":
-        raise InvalidParameterError(f"The 'source' array must hold real numbers. Got dtype "
-                                    f"{source.dtype} instead.")
+        raise InvalidParameterError(
+            f"The 'source' array must hold real numbers. Got dtype {source.dtype} instead."
+        )
     if source.ndim not in (1, 2) or source.size == 0:
-        raise InvalidParameterError("The 'source' array must be a non-empty waveform of shape "
-                                    f"(n,) or (n, channels). Got shape {source.shape} instead.")
+        raise InvalidParameterError(
+            "The 'source' array must be a non-empty waveform of shape "
+            f"(n,) or (n, channels). Got shape {source.shape} instead."
+        )
     if not np.isfinite(source).all():
-        raise InvalidParameterError("The 'source' array must be finite. Got NaN or infinite "
-                                    "samples.")
+        raise InvalidParameterError(
+            "The 'source' array must be finite. Got NaN or infinite samples."
+        )
     peak = float(np.abs(source).max())
     if peak > MAX_ABS_SAMPLE:
-        raise InvalidParameterError(f"The 'source' array must hold audio samples (about "
-                                    f"[-1, 1]). Got a magnitude of {peak:.3g} instead.")
+        raise InvalidParameterError(
+            f"The 'source' array must hold audio samples (about "
+            f"[-1, 1]). Got a magnitude of {peak:.3g} instead."
+        )
     return np.asarray(source, np.float32)
 
 
-def iter_windows(source: Source, *, features: FeatureConfig, hop_seconds: float,
-                 sample_rate: int | None = None, block_seconds: float = 60.0
-                 ) -> Iterator[Window]:
+def iter_windows(
+    source: Source,
+    *,
+    features: FeatureConfig,
+    hop_seconds: float,
+    sample_rate: int | None = None,
+    block_seconds: float = 60.0,
+) -> Iterator[Window]:
     """The windows of a file (streamed in bounded memory) or of a waveform array
     (which needs its ``sample_rate``), at the model's rate."""
     if isinstance(source, np.ndarray):
@@ -146,20 +158,35 @@ def iter_windows(source: Source, *, features: FeatureConfig, hop_seconds: float,
         if signal.ndim == 2:
             signal = signal.mean(axis=1 if signal.shape[1] <= 8 else 0, dtype=np.float32)
         signal = resample(signal, rate, features.sample_rate)
-        windows, starts = frame(signal, sample_rate=features.sample_rate,
-                                clip_seconds=features.clip_seconds, hop_seconds=hop_seconds)
+        windows, starts = frame(
+            signal,
+            sample_rate=features.sample_rate,
+            clip_seconds=features.clip_seconds,
+            hop_seconds=hop_seconds,
+        )
         total = signal.size / features.sample_rate
         for w, s in zip(windows, starts):
             yield Window(float(s), min(float(s) + features.clip_seconds, total), w)
         return
-    yield from stream_windows(source, sample_rate=features.sample_rate,
-                              clip_seconds=features.clip_seconds, hop_seconds=hop_seconds,
-                              block_seconds=block_seconds)
+    yield from stream_windows(
+        source,
+        sample_rate=features.sample_rate,
+        clip_seconds=features.clip_seconds,
+        hop_seconds=hop_seconds,
+        block_seconds=block_seconds,
+    )
 
 
-def scan_recording(source: Source, scorer: Scorer, *, features: FeatureConfig,
-                   hop_seconds: float, sample_rate: int | None = None,
-                   batch_windows: int = 32, block_seconds: float = 60.0) -> ScannedRecording:
+def scan_recording(
+    source: Source,
+    scorer: Scorer,
+    *,
+    features: FeatureConfig,
+    hop_seconds: float,
+    sample_rate: int | None = None,
+    batch_windows: int = 32,
+    block_seconds: float = 60.0,
+) -> ScannedRecording:
     """Score every window of a recording with ``scorer`` and measure its activity.
 
     ``scorer`` maps windows ``(n, num_samples)`` to scores ``(n, n_classes)``; it is
@@ -181,21 +208,37 @@ def scan_recording(source: Source, scorer: Scorer, *, features: FeatureConfig,
         ends.extend(w.end for w in batch)
         batch.clear()
 
-    for window in iter_windows(source, features=features, hop_seconds=hop_seconds,
-                               sample_rate=sample_rate, block_seconds=block_seconds):
+    for window in iter_windows(
+        source,
+        features=features,
+        hop_seconds=hop_seconds,
+        sample_rate=sample_rate,
+        block_seconds=block_seconds,
+    ):
         batch.append(window)
         if len(batch) == batch_windows:
             flush()
     if batch:
         flush()
-    return ScannedRecording(np.asarray(starts), np.asarray(ends), np.concatenate(scores),
-                            activity_from_energy(np.concatenate(energy)))
+    return ScannedRecording(
+        np.asarray(starts),
+        np.asarray(ends),
+        np.concatenate(scores),
+        activity_from_energy(np.concatenate(energy)),
+    )
 
 
-def detect_events(starts: np.ndarray, scores: np.ndarray, *, thresholds: np.ndarray,
-                  labels: tuple[str, ...] | list[str], multi_label: bool,
-                  clip_seconds: float, hop_seconds: float, duration: float
-                  ) -> list[tuple[float, float, int, float]]:
+def detect_events(
+    starts: np.ndarray,
+    scores: np.ndarray,
+    *,
+    thresholds: np.ndarray,
+    labels: tuple[str, ...] | list[str],
+    multi_label: bool,
+    clip_seconds: float,
+    hop_seconds: float,
+    duration: float,
+) -> list[tuple[float, float, int, float]]:
     """Timed events ``(start, end, class index, best score)`` from window scores.
 
     A window names a species when its score reaches that species' threshold; a softmax
@@ -230,6 +273,12 @@ def detect_events(starts: np.ndarray, scores: np.ndarray, *, thresholds: np.ndar
             if start >= end:  # one window alone: centre it
                 centre = (s0 + s1 + clip) / 2
                 start, end = max(0.0, centre - hop / 2), min(duration, centre + hop / 2)
-            events.append((start, min(end, duration), int(label),
-                           float(scores[first:last + 1, label].max())))
+            events.append(
+                (
+                    start,
+                    min(end, duration),
+                    int(label),
+                    float(scores[first : last + 1, label].max()),
+                )
+            )
     return sorted(events, key=lambda e: (e[0], labels[e[2]]))

@@ -126,8 +126,7 @@ class RunDir:
             raise ModelError(f"{self.path}: expected a run directory (from `birdsong train`)")
         missing = [p.name for p in (self.config_path, self.labels_path) if not p.is_file()]
         if missing:
-            raise ModelError(f"{self.path}: not a complete run directory (no "
-                             f"{', '.join(missing)})")
+            raise ModelError(f"{self.path}: not a complete run directory (no {', '.join(missing)})")
         return self
 
     # ----------------------------------------------------------- config and labels
@@ -177,15 +176,15 @@ class RunDir:
             raise ModelError(f"{self.path}: no split.csv (the run never started training)")
         fallback = self.read_summary().get("data_dir")
         parts: dict[str, list[Recording]] = {side: [] for side in SIDES}
-        with open(self.split_path, newline="", encoding="utf-8",
-                  errors="surrogateescape") as fh:
+        with open(self.split_path, newline="", encoding="utf-8", errors="surrogateescape") as fh:
             for line, row in enumerate(csv.DictReader(fh), start=2):
                 side = row.get("split")
                 root = row.get("root") or fallback
                 if side not in parts or not row.get("path") or not root:
                     raise ModelError(f"{self.split_path}, line {line}: unusable row {row!r}")
-                parts[side].append(Recording(Path(root) / row["path"], row.get("label", ""),
-                                             row.get("group", "")))
+                parts[side].append(
+                    Recording(Path(root) / row["path"], row.get("label", ""), row.get("group", ""))
+                )
         return Split(parts["train"], parts["validation"])
 
     # ------------------------------------------------------------ state and history
@@ -195,8 +194,9 @@ class RunDir:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            raise DatasetError(f"{self.state_path}: unreadable ({exc}); start a new run "
-                               "in another folder") from exc
+            raise DatasetError(
+                f"{self.state_path}: unreadable ({exc}); start a new run in another folder"
+            ) from exc
         return data if isinstance(data, dict) else {}
 
     def write_state(self, state: dict[str, Any]) -> Path:
@@ -204,8 +204,7 @@ class RunDir:
 
     def write_history(self, history: dict[str, list[dict[str, float]]]) -> None:
         atomic_write_text(self.path / "history.json", json.dumps(history, indent=2) + "\n")
-        keys = sorted({k for rows in history.values() for row in rows for k in row}
-                      - {"epoch"})
+        keys = sorted({k for rows in history.values() for row in rows for k in row} - {"epoch"})
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["phase", "epoch", *keys])
@@ -215,8 +214,10 @@ class RunDir:
         atomic_write_text(self.path / "history.csv", buf.getvalue())
 
     def write_skipped(self, skipped: list[Skipped]) -> Path:
-        return atomic_write_text(self.path / "skipped.json", json.dumps(
-            [{"path": s.path, "reason": s.reason} for s in skipped], indent=2) + "\n")
+        return atomic_write_text(
+            self.path / "skipped.json",
+            json.dumps([{"path": s.path, "reason": s.reason} for s in skipped], indent=2) + "\n",
+        )
 
     @property
     def thresholds_path(self) -> Path:

@@ -51,18 +51,17 @@ def _binary(targets: np.ndarray, scores: np.ndarray, owner: str) -> tuple[np.nda
     return t > 0.5, s
 
 
-def _matrix(targets: np.ndarray, scores: np.ndarray, owner: str
-            ) -> tuple[np.ndarray, np.ndarray]:
+def _matrix(targets: np.ndarray, scores: np.ndarray, owner: str) -> tuple[np.ndarray, np.ndarray]:
     t = np.asarray(targets)
     s = np.asarray(scores, dtype=np.float64)
     if t.ndim != 2 or t.shape != s.shape:
-        raise parameter_error("scores", f"a 2-D array shaped like targets {t.shape}", s.shape,
-                              owner=owner)
+        raise parameter_error(
+            "scores", f"a 2-D array shaped like targets {t.shape}", s.shape, owner=owner
+        )
     return t > 0.5, s
 
 
-def _counts(positive: np.ndarray, score: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _counts(positive: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """True/false positives at each distinct threshold, from the highest score down."""
     order = np.argsort(-score, kind="mergesort")
     s, y = score[order], positive[order]
@@ -71,8 +70,9 @@ def _counts(positive: np.ndarray, score: np.ndarray
     return tps, (last + 1) - tps, s[last]
 
 
-def precision_recall_curve(targets: np.ndarray, scores: np.ndarray
-                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def precision_recall_curve(
+    targets: np.ndarray, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Precision and recall when predicting ``score >= threshold``, one species.
 
     Returns ``(precision, recall, thresholds)`` as scikit-learn does: thresholds
@@ -113,8 +113,9 @@ def roc_auc(targets: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def class_mean_average_precision(targets: np.ndarray, scores: np.ndarray
-                                 ) -> tuple[float, np.ndarray]:
+def class_mean_average_precision(
+    targets: np.ndarray, scores: np.ndarray
+) -> tuple[float, np.ndarray]:
     """cmAP: mean AP over species with a positive window. Returns ``(cmap, per_species)``
     with NaN for the species skipped (and NaN overall when all are)."""
     t, s = _matrix(targets, scores, "class_mean_average_precision")
@@ -131,8 +132,9 @@ def macro_roc_auc(targets: np.ndarray, scores: np.ndarray) -> tuple[float, np.nd
     return (float(valid.mean()) if valid.size else float("nan")), per
 
 
-def precision_recall_curves(targets: np.ndarray, scores: np.ndarray, labels: Sequence[str]
-                            ) -> dict[str, dict[str, Any]]:
+def precision_recall_curves(
+    targets: np.ndarray, scores: np.ndarray, labels: Sequence[str]
+) -> dict[str, dict[str, Any]]:
     """Per species: ``precision``, ``recall``, ``thresholds`` (lists) and ``ap``, ready to
     plot or save as JSON; species without positives have ``ap`` None."""
     t, s = _matrix(targets, scores, "precision_recall_curves")
@@ -141,23 +143,29 @@ def precision_recall_curves(targets: np.ndarray, scores: np.ndarray, labels: Seq
     for k, label in enumerate(labels):
         precision, recall, thresholds = precision_recall_curve(t[:, k], s[:, k])
         ap = average_precision(t[:, k], s[:, k])
-        out[label] = {"precision": precision.tolist(), "recall": recall.tolist(),
-                      "thresholds": thresholds.tolist(), "ap": _json(ap)}
+        out[label] = {
+            "precision": precision.tolist(),
+            "recall": recall.tolist(),
+            "thresholds": thresholds.tolist(),
+            "ap": _json(ap),
+        }
     return out
 
 
 def _labels(labels: Sequence[str], n: int, owner: str) -> None:
     if len(labels) != n:
-        raise parameter_error("labels", f"{n} names (one per score column)", len(labels),
-                              owner=owner)
+        raise parameter_error(
+            "labels", f"{n} names (one per score column)", len(labels), owner=owner
+        )
 
 
 def _json(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
-def soundscape_metrics(targets: np.ndarray, scores: np.ndarray, labels: Sequence[str]
-                       ) -> dict[str, Any]:
+def soundscape_metrics(
+    targets: np.ndarray, scores: np.ndarray, labels: Sequence[str]
+) -> dict[str, Any]:
     """Window-level soundscape metrics as a JSON-ready dict.
 
     Keys: ``n_windows``, ``cmap``, ``macro_roc_auc``, ``per_species`` (``ap``,
@@ -173,9 +181,10 @@ def soundscape_metrics(targets: np.ndarray, scores: np.ndarray, labels: Sequence
         "n_windows": int(t.shape[0]),
         "cmap": _json(cmap),
         "macro_roc_auc": _json(macro),
-        "per_species": {label: {"ap": _json(ap[k]), "roc_auc": _json(auc[k]),
-                                "positives": int(positives[k])}
-                        for k, label in enumerate(labels)},
+        "per_species": {
+            label: {"ap": _json(ap[k]), "roc_auc": _json(auc[k]), "positives": int(positives[k])}
+            for k, label in enumerate(labels)
+        },
         "skipped_for_cmap": [label for k, label in enumerate(labels) if positives[k] == 0],
         "labels": list(labels),
     }
@@ -201,8 +210,11 @@ def _key(file: object) -> str:
 
 def _overlap(det: np.ndarray, ann: np.ndarray, rule: str) -> np.ndarray:
     """(n_det, n_ann) overlap fractions of ``[start, end]`` rows."""
-    inter = np.clip(np.minimum(det[:, None, 1], ann[None, :, 1])
-                    - np.maximum(det[:, None, 0], ann[None, :, 0]), 0.0, None)
+    inter = np.clip(
+        np.minimum(det[:, None, 1], ann[None, :, 1]) - np.maximum(det[:, None, 0], ann[None, :, 0]),
+        0.0,
+        None,
+    )
     if rule == "iou":
         union = (det[:, None, 1] - det[:, None, 0]) + (ann[None, :, 1] - ann[None, :, 0]) - inter
         return inter / np.maximum(union, 1e-12)
@@ -216,8 +228,13 @@ def _check_rule(min_overlap: float, overlap: str, owner: str) -> None:
         raise parameter_error("overlap", f"one of {OVERLAP_RULES}", overlap, owner=owner)
 
 
-def match_events(detections: Sequence[Any], annotations: Sequence[Any], *,
-                 min_overlap: float = 0.5, overlap: str = "annotation") -> EventMatch:
+def match_events(
+    detections: Sequence[Any],
+    annotations: Sequence[Any],
+    *,
+    min_overlap: float = 0.5,
+    overlap: str = "annotation",
+) -> EventMatch:
     """Match detections to annotated selections one-to-one.
 
     Detections are taken in order of descending ``score`` (ties: input order); each is
@@ -272,14 +289,20 @@ def match_events(detections: Sequence[Any], annotations: Sequence[Any], *,
                 pairs.append((i, j))
                 continue
         unmatched.append(i)
-    return EventMatch(tuple(pairs), tuple(sorted(unmatched)),
-                      tuple(int(j) for j in np.nonzero(~taken)[0]))
+    return EventMatch(
+        tuple(pairs), tuple(sorted(unmatched)), tuple(int(j) for j in np.nonzero(~taken)[0])
+    )
 
 
-def event_metrics(detections: Sequence[Any], annotations: Sequence[Any], *,
-                  labels: Sequence[str] | None = None, min_overlap: float = 0.5,
-                  overlap: str = "annotation", min_score: float | None = None
-                  ) -> dict[str, Any]:
+def event_metrics(
+    detections: Sequence[Any],
+    annotations: Sequence[Any],
+    *,
+    labels: Sequence[str] | None = None,
+    min_overlap: float = 0.5,
+    overlap: str = "annotation",
+    min_score: float | None = None,
+) -> dict[str, Any]:
     """Event-level precision, recall and F1 per species, and over all species (micro).
 
     Matching as :func:`match_events`. ``min_score`` drops detections scoring below it
@@ -306,8 +329,12 @@ def event_metrics(detections: Sequence[Any], annotations: Sequence[Any], *,
     fn = _count((str(anns[j].label) for j in match.false_negatives), names)
     per = {label: _prf(tp[label], fp[label], fn[label]) for label in names}
     overall = _prf(sum(tp.values()), sum(fp.values()), sum(fn.values()))
-    return {"per_species": per, "overall": overall, "min_overlap": float(min_overlap),
-            "overlap": overlap}
+    return {
+        "per_species": per,
+        "overall": overall,
+        "min_overlap": float(min_overlap),
+        "overlap": overlap,
+    }
 
 
 def _count(items: Iterable[str], names: Sequence[str]) -> dict[str, int]:

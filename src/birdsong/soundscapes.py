@@ -78,9 +78,15 @@ def _noise_event(rng: np.random.Generator, sr: int) -> np.ndarray:
     return x / max(float(np.sqrt(np.mean(x**2))), 1e-12)
 
 
-def soundscape(*, species: Sequence[str] = DEFAULT_SPECIES, seconds: float = 60.0,
-               sample_rate: int = 32000, seed: int = 0, overlap_probability: float = 0.3,
-               snr_db: tuple[float, float] = (3.0, 20.0)) -> tuple[np.ndarray, Soundscape]:
+def soundscape(
+    *,
+    species: Sequence[str] = DEFAULT_SPECIES,
+    seconds: float = 60.0,
+    sample_rate: int = 32000,
+    seed: int = 0,
+    overlap_probability: float = 0.3,
+    snr_db: tuple[float, float] = (3.0, 20.0),
+) -> tuple[np.ndarray, Soundscape]:
     """Synthesise one soundscape.
 
     Parameters
@@ -108,25 +114,29 @@ def soundscape(*, species: Sequence[str] = DEFAULT_SPECIES, seconds: float = 60.
     owner = "soundscape"
     names = tuple(species) if not isinstance(species, str) else ()
     if not names or not all(isinstance(s, str) and s for s in names):
-        raise parameter_error("species", "a non-empty sequence of species names", species,
-                              owner=owner)
+        raise parameter_error(
+            "species", "a non-empty sequence of species names", species, owner=owner
+        )
     if not (isinstance(seconds, int | float) and math.isfinite(seconds) and seconds >= 5):
         raise parameter_error("seconds", "a number >= 5", seconds, owner=owner)
     if not (isinstance(overlap_probability, int | float) and 0 <= overlap_probability <= 1):
-        raise parameter_error("overlap_probability", "a number in [0, 1]",
-                              overlap_probability, owner=owner)
+        raise parameter_error(
+            "overlap_probability", "a number in [0, 1]", overlap_probability, owner=owner
+        )
     try:
         lo_snr, hi_snr = (float(v) for v in snr_db)
     except (TypeError, ValueError):
         lo_snr = hi_snr = math.nan
     if not (math.isfinite(lo_snr) and math.isfinite(hi_snr) and lo_snr <= hi_snr):
-        raise parameter_error("snr_db", "a (low, high) pair of finite numbers, low <= high",
-                              snr_db, owner=owner)
+        raise parameter_error(
+            "snr_db", "a (low, high) pair of finite numbers, low <= high", snr_db, owner=owner
+        )
     sr = int(sample_rate)
     rng = np.random.default_rng([int(seed) % 2**63, 20260])
     n = round(seconds * sr)
-    mix = synth.background(duration_seconds=seconds, sample_rate=sr, seed=int(seed)
-                           ).astype(np.float64)
+    mix = synth.background(duration_seconds=seconds, sample_rate=sr, seed=int(seed)).astype(
+        np.float64
+    )
     mix /= max(float(np.sqrt(np.mean(mix**2))), 1e-12)  # unit-RMS background
     quiet_len = 0.15 * seconds
     q0 = float(rng.uniform(0.1 * seconds, 0.9 * seconds - quiet_len))
@@ -144,8 +154,12 @@ def soundscape(*, species: Sequence[str] = DEFAULT_SPECIES, seconds: float = 60.
     songs: list[Annotation] = []
 
     def sing(name: str, at: float) -> float | None:
-        x = synth.song(name, sample_rate=sr, individual=int(rng.integers(10_000)),
-                       seed=int(rng.integers(2**31))).astype(np.float64)
+        x = synth.song(
+            name,
+            sample_rate=sr,
+            individual=int(rng.integers(10_000)),
+            seed=int(rng.integers(2**31)),
+        ).astype(np.float64)
         if not free(at, at + x.size / sr):
             return None
         i, j = place(x, at, float(rng.uniform(lo_snr, hi_snr)))
@@ -183,10 +197,17 @@ def soundscape(*, species: Sequence[str] = DEFAULT_SPECIES, seconds: float = 60.
     return audio, Soundscape(tuple(songs), tuple(sorted(noise)), quiet, n / sr, sr)
 
 
-def write_soundscapes(out_dir: str | os.PathLike, *, n: int = 4, seconds: float = 60.0,
-                      species: Sequence[str] = DEFAULT_SPECIES, sample_rate: int = 32000,
-                      seed: int = 0, format: str = "wav",
-                      overlap_probability: float = 0.3) -> list[Soundscape]:
+def write_soundscapes(
+    out_dir: str | os.PathLike,
+    *,
+    n: int = 4,
+    seconds: float = 60.0,
+    species: Sequence[str] = DEFAULT_SPECIES,
+    sample_rate: int = 32000,
+    seed: int = 0,
+    format: str = "wav",
+    overlap_probability: float = 0.3,
+) -> list[Soundscape]:
     """Write ``n`` soundscapes, each with a Raven selection table beside it.
 
     Files are ``out_dir/soundscape_<NN>.<format>`` and
@@ -228,18 +249,42 @@ def write_soundscapes(out_dir: str | os.PathLike, *, n: int = 4, seconds: float 
     root.mkdir(parents=True, exist_ok=True)
     written: list[Soundscape] = []
     for k in range(n):
-        audio, scape = soundscape(species=species, seconds=seconds, sample_rate=sample_rate,
-                                  seed=int(seed) * 1000 + k,
-                                  overlap_probability=overlap_probability)
+        audio, scape = soundscape(
+            species=species,
+            seconds=seconds,
+            sample_rate=sample_rate,
+            seed=int(seed) * 1000 + k,
+            overlap_probability=overlap_probability,
+        )
         path = root / f"soundscape_{k + 1:02d}.{format}"
         with atomic_path(path) as tmp:
-            sf.write(tmp, audio, scape.sample_rate, format=_FORMATS[format][0],
-                     subtype=_FORMATS[format][1])
-        songs = tuple(Annotation(str(path), a.start, a.end, a.label, a.low_freq, a.high_freq)
-                      for a in scape.songs)
-        table = write_raven(root / f"{path.stem}.Table.1.selections.txt", songs,
-                            file=path.name, freq_range=(0.0, sample_rate / 2))
-        written.append(Soundscape(songs, scape.noise_events, scape.quiet, scape.duration,
-                                  scape.sample_rate, path, table))
+            sf.write(
+                tmp,
+                audio,
+                scape.sample_rate,
+                format=_FORMATS[format][0],
+                subtype=_FORMATS[format][1],
+            )
+        songs = tuple(
+            Annotation(str(path), a.start, a.end, a.label, a.low_freq, a.high_freq)
+            for a in scape.songs
+        )
+        table = write_raven(
+            root / f"{path.stem}.Table.1.selections.txt",
+            songs,
+            file=path.name,
+            freq_range=(0.0, sample_rate / 2),
+        )
+        written.append(
+            Soundscape(
+                songs,
+                scape.noise_events,
+                scape.quiet,
+                scape.duration,
+                scape.sample_rate,
+                path,
+                table,
+            )
+        )
     log.info("Wrote %d soundscapes (%g s each) to %s", n, seconds, root)
     return written

@@ -30,9 +30,15 @@ class MirrorSummary:
     skipped: list[Skipped] = field(default_factory=list)
 
 
-def mirror_tree(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
-                config: FeatureConfig | None = None, hop_seconds: float | None = None,
-                max_seconds: float | None = 600.0, progress: bool = False) -> MirrorSummary:
+def mirror_tree(
+    data_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    config: FeatureConfig | None = None,
+    hop_seconds: float | None = None,
+    max_seconds: float | None = 600.0,
+    progress: bool = False,
+) -> MirrorSummary:
     """Write ``out_dir/<species>/<recording stem>_w<NNN>.png`` for every window.
 
     Bad files are skipped and listed in the summary with the reason. ``out_dir`` may not
@@ -48,8 +54,9 @@ def mirror_tree(data_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     out_root = Path(out_dir)
     for rec in tqdm(index.recordings, desc="spectrograms", unit="file", disable=not progress):
         try:
-            signal, _ = load_audio(rec.path, sample_rate=config.sample_rate,
-                                   max_seconds=max_seconds)
+            signal, _ = load_audio(
+                rec.path, sample_rate=config.sample_rate, max_seconds=max_seconds
+            )
         except (AudioError, OSError) as exc:
             summary.skipped.append(Skipped(str(rec.path), str(exc)))
             continue

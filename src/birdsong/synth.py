@@ -287,9 +287,16 @@ def _syllable(
     return x / max(float(np.max(np.abs(x))), 1e-12)
 
 
-def _render_song(name: str, individual: int, seed: int, sr: int, *,
-                 tpl: _Template | None = None, pitch: float = 0.05,
-                 tempo: float = 0.1) -> np.ndarray:
+def _render_song(
+    name: str,
+    individual: int,
+    seed: int,
+    sr: int,
+    *,
+    tpl: _Template | None = None,
+    pitch: float = 0.05,
+    tempo: float = 0.1,
+) -> np.ndarray:
     """One song; ``tpl`` replaces the species template (a field individual's repertoire),
     ``pitch``/``tempo`` are the individual's spread around the species (fractions)."""
     tpl = tpl or _template(name)
@@ -653,11 +660,17 @@ def field_recording(
         raise _bad(func, "channels", "1 or 2", channels)
     lo, hi = _pair(func, "snr_db", snr_db)
     others = [] if not distractor_species else list(_names(func, distractor_species))
-    return synth_field.render(species, individual=individual, seed=seed,
-                              duration_seconds=duration, sample_rate=sr, channels=channels,
-                              snr_db=(lo, hi), distractor_species=[o for o in others
-                                                                   if o != species],
-                              background_species=list(_DISTANT_BIRDS))
+    return synth_field.render(
+        species,
+        individual=individual,
+        seed=seed,
+        duration_seconds=duration,
+        sample_rate=sr,
+        channels=channels,
+        snr_db=(lo, hi),
+        distractor_species=[o for o in others if o != species],
+        background_species=list(_DISTANT_BIRDS),
+    )
 
 
 def _pair(func: str, name: str, value: object) -> tuple[float, float]:
@@ -731,8 +744,7 @@ def write_demo_dataset(
 
     func = "write_demo_dataset"
     if difficulty not in DIFFICULTIES:
-        raise _bad(func, "difficulty", f"one of {', '.join(map(repr, DIFFICULTIES))}",
-                   difficulty)
+        raise _bad(func, "difficulty", f"one of {', '.join(map(repr, DIFFICULTIES))}", difficulty)
     field = difficulty == "field"
     sr = None if sample_rate is None else _rate(func, sample_rate)
     seed = _int(func, "seed", seed)
@@ -742,8 +754,9 @@ def write_demo_dataset(
         names = (*DEFAULT_SPECIES, *extra)[:count]
     else:
         names = _names(func, species, unique=True)
-    n_ind = _int(func, "individuals", (12 if field else 3) if individuals is None
-                 else individuals, 1)
+    n_ind = _int(
+        func, "individuals", (12 if field else 3) if individuals is None else individuals, 1
+    )
     n_rec = _int(func, "recordings_per_individual", recordings_per_individual, 1)
     duration = _float(func, "duration_seconds", duration_seconds, positive=True)
     exts: list[str] = []
@@ -758,8 +771,9 @@ def write_demo_dataset(
     if "mp3" in exts and (sr or 32000) not in _MP3_RATES:
         raise _bad(func, "sample_rate", f"one of {_MP3_RATES} to write mp3", sample_rate)
     if "mp3" in exts and field and sr is None:
-        raise _bad(func, "sample_rate", "set (one MPEG rate) to write mp3 in field mode",
-                   sample_rate)
+        raise _bad(
+            func, "sample_rate", "set (one MPEG rate) to write mp3 in field mode", sample_rate
+        )
 
     root = Path(out_dir)
     wi, wr = max(2, len(str(n_ind))), max(2, len(str(n_rec)))
@@ -773,8 +787,9 @@ def write_demo_dataset(
                 if not field:
                     ext = exts[files % len(exts)]
                     rate = sr or 32000
-                    audio = recording(name, duration_seconds=duration, sample_rate=rate,
-                                      individual=bird, seed=r)
+                    audio = recording(
+                        name, duration_seconds=duration, sample_rate=rate, individual=bird, seed=r
+                    )
                     fmt, subtype = _FORMATS[ext]
                 else:
                     pick = _rng("field-file", name, bird, r)
@@ -787,20 +802,33 @@ def write_demo_dataset(
                         ext, subtype = _field_formats()[int(pick.integers(len(_field_formats())))]
                         fmt = _FORMATS[ext][0]
                     rec = field_recording(
-                        name, duration_seconds=duration * float(pick.uniform(0.6, 1.6)),
-                        sample_rate=rate, channels=channels, individual=bird, seed=r,
-                        distractor_species=[o for o in names if o != name] or ())
+                        name,
+                        duration_seconds=duration * float(pick.uniform(0.6, 1.6)),
+                        sample_rate=rate,
+                        channels=channels,
+                        individual=bird,
+                        seed=r,
+                        distractor_species=[o for o in names if o != name] or (),
+                    )
                     audio = rec.audio
-                    rows.append({
-                        "path": f"{name}/{stem.name}.{ext}", "species": name,
-                        "individual": i + 1, "sample_rate": rate, "channels": channels,
-                        "format": ext, "subtype": subtype, "seconds": round(len(audio) / rate, 3),
-                        "snr_db": round(rec.snr_db, 2),
-                        "rt60_seconds": round(rec.rt60_seconds, 3),
-                        "distractors": " ".join(rec.distractors),
-                        "noise": " ".join(rec.noise_kinds),
-                        "clipped_fraction": round(rec.clipped_fraction, 4),
-                        "silence_seconds": round(rec.silence_seconds, 3)})
+                    rows.append(
+                        {
+                            "path": f"{name}/{stem.name}.{ext}",
+                            "species": name,
+                            "individual": i + 1,
+                            "sample_rate": rate,
+                            "channels": channels,
+                            "format": ext,
+                            "subtype": subtype,
+                            "seconds": round(len(audio) / rate, 3),
+                            "snr_db": round(rec.snr_db, 2),
+                            "rt60_seconds": round(rec.rt60_seconds, 3),
+                            "distractors": " ".join(rec.distractors),
+                            "noise": " ".join(rec.noise_kinds),
+                            "clipped_fraction": round(rec.clipped_fraction, 4),
+                            "silence_seconds": round(rec.silence_seconds, 3),
+                        }
+                    )
                 path = stem.with_name(f"{stem.name}.{ext}")
                 with atomic_path(path) as tmp:
                     sf.write(tmp, audio, rate, format=fmt, subtype=subtype)

@@ -99,21 +99,47 @@ def individual_template(name: str, individual: int) -> _Template:
         for s in ph.syls:
             f0 = s.f0 * rng.uniform(1 - SYLLABLE, 1 + SYLLABLE)
             f1 = s.f1 * rng.uniform(1 - SYLLABLE, 1 + SYLLABLE)
-            syls.append(_Syl(s.kind, float(f0), float(f1), float(s.dur * rng.uniform(0.8, 1.25)),
-                             s.curve, s.harm, float(s.rate * rng.uniform(0.85, 1.15)),
-                             s.duty, float(np.clip(s.noise + rng.uniform(-0.1, 0.1), 0, 0.9)),
-                             s.vib))
+            syls.append(
+                _Syl(
+                    s.kind,
+                    float(f0),
+                    float(f1),
+                    float(s.dur * rng.uniform(0.8, 1.25)),
+                    s.curve,
+                    s.harm,
+                    float(s.rate * rng.uniform(0.85, 1.15)),
+                    s.duty,
+                    float(np.clip(s.noise + rng.uniform(-0.1, 0.1), 0, 0.9)),
+                    s.vib,
+                )
+            )
         count = ph.count + (int(rng.integers(-1, 3)) if ph.count >= 2 else 0)
-        out.append(_Phrase(tuple(syls), max(1, count), ph.gap * float(rng.uniform(0.7, 1.4)),
-                           ph.rgap, ph.tempo, ph.step, ph.amp))
+        out.append(
+            _Phrase(
+                tuple(syls),
+                max(1, count),
+                ph.gap * float(rng.uniform(0.7, 1.4)),
+                ph.rgap,
+                ph.tempo,
+                ph.step,
+                ph.amp,
+            )
+        )
     pick = min(tpl.pick, len(out)) if tpl.pick else 0
     return _Template(tuple(out), tpl.gap * float(rng.uniform(0.7, 1.4)), pick)
 
 
 def field_song(name: str, individual: int, seed: int, sr: int) -> np.ndarray:
     """One song of a field individual (peak 1, float32)."""
-    return synth._render_song(name, individual, seed, sr,
-                              tpl=individual_template(name, individual), pitch=PITCH, tempo=TEMPO)
+    return synth._render_song(
+        name,
+        individual,
+        seed,
+        sr,
+        tpl=individual_template(name, individual),
+        pitch=PITCH,
+        tempo=TEMPO,
+    )
 
 
 # ----------------------------------------------------------------------------- spectra
@@ -126,8 +152,9 @@ def _filter(x: np.ndarray, gain: np.ndarray, size: int) -> np.ndarray:
     return np.fft.irfft(np.fft.rfft(x, size) * gain, size)[: len(x)]
 
 
-def _coloured(rng: np.random.Generator, n: int, sr: int, beta: float, lo: float,
-              hi: float) -> np.ndarray:
+def _coloured(
+    rng: np.random.Generator, n: int, sr: int, beta: float, lo: float, hi: float
+) -> np.ndarray:
     """Gaussian noise with power ~ 1/f^beta between lo and hi Hz, unit RMS."""
     size = _size(n)
     f = np.fft.rfftfreq(size, 1.0 / sr)
@@ -144,15 +171,18 @@ def _slow(rng: np.random.Generator, n: int, sr: int, rate: float) -> np.ndarray:
     return np.interp(np.linspace(0, k - 1, n), np.arange(k), pts)
 
 
-def _noise_bed(rng: np.random.Generator, n: int, sr: int, others: list[str]
-               ) -> tuple[np.ndarray, list[str]]:
+def _noise_bed(
+    rng: np.random.Generator, n: int, sr: int, others: list[str]
+) -> tuple[np.ndarray, list[str]]:
     """Coloured noise plus wind, rain, insects, hum and faint birds, each by chance."""
     cap = synth._cap(sr)
     parts = [_coloured(rng, n, sr, rng.uniform(0.5, 2.0), 20.0, cap)]
     kinds = ["coloured"]
     if rng.random() < 0.35:  # wind: low rumble in gusts
-        wind = _coloured(rng, n, sr, 2.0, 15.0, rng.uniform(300, 1200)) * \
-            _slow(rng, n, sr, rng.uniform(0.2, 1.5)) ** 2
+        wind = (
+            _coloured(rng, n, sr, 2.0, 15.0, rng.uniform(300, 1200))
+            * _slow(rng, n, sr, rng.uniform(0.2, 1.5)) ** 2
+        )
         parts.append(wind / synth._rms(wind) * 10 ** (rng.uniform(-10, 4) / 20))
         kinds.append("wind")
     if rng.random() < 0.15:  # rain: random clicks with short decaying tails
@@ -170,15 +200,18 @@ def _noise_bed(rng: np.random.Generator, n: int, sr: int, others: list[str]
         bw = rng.uniform(300, 1500)
         band = _coloured(rng, n, sr, 0.0, fc - bw / 2, fc + bw / 2)
         t = np.arange(n) / sr
-        pulses = (np.sin(2 * np.pi * rng.uniform(15, 80) * t) > rng.uniform(-0.3, 0.5))
+        pulses = np.sin(2 * np.pi * rng.uniform(15, 80) * t) > rng.uniform(-0.3, 0.5)
         insects = band * pulses * _slow(rng, n, sr, 0.3)
         parts.append(insects / synth._rms(insects) * 10 ** (rng.uniform(-15, -3) / 20))
         kinds.append("insects")
     if rng.random() < 0.15:  # mains hum and its harmonics
         t = np.arange(n) / sr
         base = 50.0 if rng.random() < 0.5 else 60.0
-        hum = sum(0.6**k * np.sin(2 * np.pi * base * (k + 1) * t + rng.uniform(0, 6.3))
-                  for k in range(int(rng.integers(2, 10))) if base * (k + 1) < cap)
+        hum = sum(
+            0.6**k * np.sin(2 * np.pi * base * (k + 1) * t + rng.uniform(0, 6.3))
+            for k in range(int(rng.integers(2, 10)))
+            if base * (k + 1) < cap
+        )
         parts.append(hum / synth._rms(hum) * 10 ** (rng.uniform(-20, -5) / 20))
         kinds.append("hum")
     bed = np.sum(parts, axis=0)
@@ -187,9 +220,11 @@ def _noise_bed(rng: np.random.Generator, n: int, sr: int, others: list[str]
         for _ in range(int(rng.integers(1, 4))):
             name = others[int(rng.integers(len(others)))]
             x = field_song(name, int(rng.integers(10_000)), int(rng.integers(2**31)), sr)
-            x = _filter(np.pad(x, (0, int(0.3 * sr))), _lowpass(sr, _size(len(x) + int(0.3 * sr)),
-                                                            rng.uniform(2000, 5000)),
-                        _size(len(x) + int(0.3 * sr)))
+            x = _filter(
+                np.pad(x, (0, int(0.3 * sr))),
+                _lowpass(sr, _size(len(x) + int(0.3 * sr)), rng.uniform(2000, 5000)),
+                _size(len(x) + int(0.3 * sr)),
+            )
             synth._add(bed, x, int(rng.integers(0, n)), rng.uniform(-20, -8))
         kinds.append("birds")
     return bed, kinds
@@ -236,9 +271,18 @@ def _recorder(rng: np.random.Generator, sr: int, size: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- the scene
-def render(species: str, *, individual: int, seed: int, duration_seconds: float,
-           sample_rate: int, channels: int, snr_db: tuple[float, float],
-           distractor_species: list[str], background_species: list[str]) -> FieldRecording:
+def render(
+    species: str,
+    *,
+    individual: int,
+    seed: int,
+    duration_seconds: float,
+    sample_rate: int,
+    channels: int,
+    snr_db: tuple[float, float],
+    distractor_species: list[str],
+    background_species: list[str],
+) -> FieldRecording:
     """Render one field recording (arguments already validated by the caller)."""
     sr = sample_rate
     rng = synth._rng("field", species, individual, seed)
@@ -277,7 +321,12 @@ def render(species: str, *, individual: int, seed: int, duration_seconds: float,
         for _ in range(int(rng.integers(1, 3))):
             name = distractor_species[int(rng.integers(len(distractor_species)))]
             x = field_song(name, int(rng.integers(10_000, 20_000)), int(rng.integers(2**62)), sr)
-            x = x / synth._rms(x) * synth._rms(song[mask]) * 10 ** (-rng.uniform(*DISTRACTOR_DB) / 20)
+            x = (
+                x
+                / synth._rms(x)
+                * synth._rms(song[mask])
+                * 10 ** (-rng.uniform(*DISTRACTOR_DB) / 20)
+            )
             synth._add(distractor, x, int(rng.integers(0, n)), 0.0)
             chosen.append(name)
         far = _lowpass(sr, size, float(np.exp(rng.uniform(np.log(2500), np.log(8000)))))
@@ -303,11 +352,19 @@ def render(species: str, *, individual: int, seed: int, duration_seconds: float,
     if rng.random() < 0.15:  # a dropout: exact digital silence
         length = int(rng.uniform(0.3, 2.0) * sr)
         start = int(rng.choice([0, rng.integers(0, max(n - length, 1)), max(n - length, 0)]))
-        audio[start:start + length] = 0.0
+        audio[start : start + length] = 0.0
         silence = min(length, n - start) / sr
     return FieldRecording(
-        audio=(audio[:, 0] if channels == 1 else audio).astype(np.float32), sample_rate=sr,
-        snr_db=snr, song_spans=tuple((a / sr, b / sr) for a, b in spans),
-        song=song.astype(np.float32), distractor=distractor.astype(np.float32),
-        noise=noise.astype(np.float32), distractors=tuple(chosen), rt60_seconds=rt60,
-        clipped_fraction=clipped, silence_seconds=silence, noise_kinds=tuple(kinds))
+        audio=(audio[:, 0] if channels == 1 else audio).astype(np.float32),
+        sample_rate=sr,
+        snr_db=snr,
+        song_spans=tuple((a / sr, b / sr) for a, b in spans),
+        song=song.astype(np.float32),
+        distractor=distractor.astype(np.float32),
+        noise=noise.astype(np.float32),
+        distractors=tuple(chosen),
+        rt60_seconds=rt60,
+        clipped_fraction=clipped,
+        silence_seconds=silence,
+        noise_kinds=tuple(kinds),
+    )

@@ -57,24 +57,36 @@ class Thresholds:
             "rule": self.rule,
             "target_precision": self.target_precision,
             "per_species": {
-                label: {"threshold": float(self.thresholds[k]),
-                        "precision": num(self.precision[k]), "recall": num(self.recall[k]),
-                        "f1": num(self.f1[k]), "positives": int(self.positives[k]),
-                        "note": self.notes.get(label)}
-                for k, label in enumerate(self.labels)},
+                label: {
+                    "threshold": float(self.thresholds[k]),
+                    "precision": num(self.precision[k]),
+                    "recall": num(self.recall[k]),
+                    "f1": num(self.f1[k]),
+                    "positives": int(self.positives[k]),
+                    "note": self.notes.get(label),
+                }
+                for k, label in enumerate(self.labels)
+            },
         }
 
 
 def _fraction(name: str, value: object, owner: str) -> float:
-    if not (isinstance(value, numbers.Real) and not isinstance(value, bool)
-            and 0 <= float(value) <= 1):
+    if not (
+        isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= float(value) <= 1
+    ):
         raise parameter_error(name, "a number in [0, 1]", value, owner=owner)
     return float(value)
 
 
-def choose_thresholds(scores: np.ndarray, targets: np.ndarray, labels: Sequence[str], *,
-                      rule: str = "f1", target_precision: float = 0.9,
-                      default: float = 0.5) -> Thresholds:
+def choose_thresholds(
+    scores: np.ndarray,
+    targets: np.ndarray,
+    labels: Sequence[str],
+    *,
+    rule: str = "f1",
+    target_precision: float = 0.9,
+    default: float = 0.5,
+) -> Thresholds:
     """Choose a threshold per species from validation windows.
 
     Parameters
@@ -104,18 +116,23 @@ def choose_thresholds(scores: np.ndarray, targets: np.ndarray, labels: Sequence[
     if rule not in RULES:
         raise parameter_error("rule", f"one of {RULES}", rule, owner=owner)
     target = _fraction("target_precision", target_precision, owner)
-    if not (isinstance(default, numbers.Real) and not isinstance(default, bool)
-            and math.isfinite(default)):
+    if not (
+        isinstance(default, numbers.Real)
+        and not isinstance(default, bool)
+        and math.isfinite(default)
+    ):
         raise parameter_error("default", "a finite number", default, owner=owner)
     default = float(default)
     s = np.asarray(scores, dtype=np.float64)
     t = np.asarray(targets) > 0.5
     if s.ndim != 2 or s.shape != t.shape:
-        raise parameter_error("scores", f"a 2-D array shaped like targets {t.shape}", s.shape,
-                              owner=owner)
+        raise parameter_error(
+            "scores", f"a 2-D array shaped like targets {t.shape}", s.shape, owner=owner
+        )
     if len(labels) != s.shape[1]:
-        raise parameter_error("labels", f"{s.shape[1]} names (one per score column)",
-                              len(labels), owner=owner)
+        raise parameter_error(
+            "labels", f"{s.shape[1]} names (one per score column)", len(labels), owner=owner
+        )
     n = s.shape[1]
     out = {key: np.full(n, np.nan) for key in ("threshold", "precision", "recall", "f1")}
     notes: dict[str, str] = {}
@@ -141,19 +158,34 @@ def choose_thresholds(scores: np.ndarray, targets: np.ndarray, labels: Sequence[
             else:
                 top = np.flatnonzero(precision == precision.max())
                 best = int(top[-1])
-                notes[label] = (f"precision {target:g} not reached; best {precision[best]:.3g} "
-                                f"at threshold {ss[last[best]]:.6g}")
+                notes[label] = (
+                    f"precision {target:g} not reached; best {precision[best]:.3g} "
+                    f"at threshold {ss[last[best]]:.6g}"
+                )
         out["threshold"][k] = ss[last[best]]
-        out["precision"][k], out["recall"][k], out["f1"][k] = (precision[best], recall[best],
-                                                               f1[best])
-    return Thresholds(tuple(labels), out["threshold"], out["precision"], out["recall"],
-                      out["f1"], t.sum(axis=0).astype(np.int64), rule,
-                      target if rule == "precision" else None, notes)
+        out["precision"][k], out["recall"][k], out["f1"][k] = (
+            precision[best],
+            recall[best],
+            f1[best],
+        )
+    return Thresholds(
+        tuple(labels),
+        out["threshold"],
+        out["precision"],
+        out["recall"],
+        out["f1"],
+        t.sum(axis=0).astype(np.int64),
+        rule,
+        target if rule == "precision" else None,
+        notes,
+    )
 
 
-def apply_thresholds(scores: np.ndarray,
-                     thresholds: Thresholds | Mapping[str, float] | Sequence[float] | np.ndarray,
-                     labels: Sequence[str] | None = None) -> np.ndarray:
+def apply_thresholds(
+    scores: np.ndarray,
+    thresholds: Thresholds | Mapping[str, float] | Sequence[float] | np.ndarray,
+    labels: Sequence[str] | None = None,
+) -> np.ndarray:
     """Boolean ``scores >= threshold`` per column.
 
     ``thresholds`` may be a :class:`Thresholds`, a ``{label: threshold}`` mapping (then
@@ -164,16 +196,25 @@ def apply_thresholds(scores: np.ndarray,
         values = thresholds.thresholds
     elif isinstance(thresholds, Mapping):
         if labels is None:
-            raise parameter_error("labels", "the column order when thresholds is a mapping",
-                                  labels, owner="apply_thresholds")
+            raise parameter_error(
+                "labels",
+                "the column order when thresholds is a mapping",
+                labels,
+                owner="apply_thresholds",
+            )
         missing = [label for label in labels if label not in thresholds]
         if missing:
-            raise parameter_error("thresholds", "a threshold for every label", missing,
-                                  owner="apply_thresholds")
+            raise parameter_error(
+                "thresholds", "a threshold for every label", missing, owner="apply_thresholds"
+            )
         values = np.array([thresholds[label] for label in labels], dtype=np.float64)
     else:
         values = np.asarray(thresholds, dtype=np.float64)
     if values.shape != s.shape[-1:]:
-        raise parameter_error("thresholds", f"{s.shape[-1]} values (one per column)",
-                              values.shape, owner="apply_thresholds")
+        raise parameter_error(
+            "thresholds",
+            f"{s.shape[-1]} values (one per column)",
+            values.shape,
+            owner="apply_thresholds",
+        )
     return s >= values

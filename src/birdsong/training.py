@@ -50,8 +50,7 @@ __all__ = ["STRATEGIES", "TrainedModel", "train_model"]
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("default", "mirrored")
-PHASE_NAMES = {1: "phase 1/2 (frozen backbone, cached features)",
-               2: "phase 2/2 (fine-tuning)"}
+PHASE_NAMES = {1: "phase 1/2 (frozen backbone, cached features)", 2: "phase 2/2 (fine-tuning)"}
 
 
 @dataclass
@@ -91,8 +90,7 @@ def _check_strategy(name: str) -> str:
 
 def _strategy(name: str):
     tf = require("tensorflow")
-    return tf.distribute.MirroredStrategy() if name == "mirrored" else \
-        tf.distribute.get_strategy()
+    return tf.distribute.MirroredStrategy() if name == "mirrored" else tf.distribute.get_strategy()
 
 
 @contextlib.contextmanager
@@ -119,8 +117,9 @@ def seeded(seed: int, *, deterministic: bool = True) -> Iterator[None]:
 
 
 # ----------------------------------------------------------------------- callbacks
-def _best_tracker(run: RunDir, model, state: dict[str, Any], phase: int, monitor: str,
-                  patience: int, say: _Say):
+def _best_tracker(
+    run: RunDir, model, state: dict[str, Any], phase: int, monitor: str, patience: int, say: _Say
+):
     """Early stopping and best-weights keeping whose record survives a restart."""
     keras = require("keras")
     key = f"phase{phase}"
@@ -140,8 +139,10 @@ def _best_tracker(run: RunDir, model, state: dict[str, Any], phase: int, monitor
             state["epoch"] = epoch + 1
             run.write_state(state)
             if state["wait"] >= max(patience, 1):
-                say(f"  stopping early after epoch {epoch + 1}: {monitor} has not improved "
-                    f"for {state['wait']} epoch(s)")
+                say(
+                    f"  stopping early after epoch {epoch + 1}: {monitor} has not improved "
+                    f"for {state['wait']} epoch(s)"
+                )
                 self.model.stop_training = True
 
     return BestTracker()
@@ -157,8 +158,13 @@ def _progress_bar(phase: int, epochs: int, enabled: bool):
 
         def on_epoch_begin(self, epoch, logs=None):
             if enabled:
-                self.bar = tqdm(total=self.params.get("steps"), unit="batch", leave=False,
-                                file=sys.stderr, desc=f"  epoch {epoch + 1}/{epochs}")
+                self.bar = tqdm(
+                    total=self.params.get("steps"),
+                    unit="batch",
+                    leave=False,
+                    file=sys.stderr,
+                    desc=f"  epoch {epoch + 1}/{epochs}",
+                )
 
         def on_train_batch_end(self, batch, logs=None):
             if self.bar is not None:
@@ -180,8 +186,7 @@ def _extract(extractor, ds, *, progress: bool, desc: str) -> tuple[np.ndarray, n
     from tqdm.auto import tqdm
 
     xs, ys = [], []
-    with tqdm(desc=desc, unit="window", disable=not progress, leave=False,
-              file=sys.stderr) as bar:
+    with tqdm(desc=desc, unit="window", disable=not progress, leave=False, file=sys.stderr) as bar:
         for x, y, _ in ds:
             xs.append(np.asarray(extractor(x, training=False)))
             ys.append(np.asarray(y))
@@ -225,20 +230,27 @@ def _weights_for(config: TrainConfig, targets: np.ndarray, n_classes: int) -> li
 
 def _backup(run: RunDir, phase: int):
     keras = require("keras")
-    return keras.callbacks.BackupAndRestore(str(run.backup_dir / f"phase{phase}"),
-                                            double_checkpoint=True)
+    return keras.callbacks.BackupAndRestore(
+        str(run.backup_dir / f"phase{phase}"), double_checkpoint=True
+    )
 
 
 # ------------------------------------------------------------------------ the data
-def _with_annotations(index: DatasetIndex, annotations, config: TrainConfig
-                      ) -> tuple[DatasetIndex, list, list]:
+def _with_annotations(
+    index: DatasetIndex, annotations, config: TrainConfig
+) -> tuple[DatasetIndex, list, list]:
     """Add the species of annotated recordings to the index; return them split."""
     if not config.multi_label:
-        raise parameter_error("multi_label", "True (--multi-label) to learn from annotation "
-                              "tables, where several species sing at once", False,
-                              owner="TrainConfig")
+        raise parameter_error(
+            "multi_label",
+            "True (--multi-label) to learn from annotation "
+            "tables, where several species sing at once",
+            False,
+            owner="TrainConfig",
+        )
     train, val, skipped, found = annotated_recordings(
-        annotations, validation_fraction=config.validation_fraction, seed=config.seed)
+        annotations, validation_fraction=config.validation_fraction, seed=config.seed
+    )
     if not train and not val:
         raise DatasetError(f"{annotations}: no recording with a usable annotation table")
     index.labels = tuple(sorted(set(index.labels) | set(found)))
@@ -246,25 +258,35 @@ def _with_annotations(index: DatasetIndex, annotations, config: TrainConfig
     return index, train, val
 
 
-def _prepare(data_dir, run: RunDir, config: TrainConfig | None, *, resume: bool,
-             validation_dir, annotations=None
-             ) -> tuple[TrainConfig, DatasetIndex, DatasetIndex, DatasetIndex]:
+def _prepare(
+    data_dir,
+    run: RunDir,
+    config: TrainConfig | None,
+    *,
+    resume: bool,
+    validation_dir,
+    annotations=None,
+) -> tuple[TrainConfig, DatasetIndex, DatasetIndex, DatasetIndex]:
     """Settings and split, checked before anything is written."""
     if resume:
         if not run.is_run():
-            raise DatasetError(f"{run.path}: nothing to resume (no config.json); start a new "
-                               "run without resume")
+            raise DatasetError(
+                f"{run.path}: nothing to resume (no config.json); start a new run without resume"
+            )
         saved = run.read_config()
         if config is not None and config != saved:
-            log.warning("resume: using the settings saved in %s, not the ones given",
-                        run.config_path)
+            log.warning(
+                "resume: using the settings saved in %s, not the ones given", run.config_path
+            )
         config = saved
     else:
         config = config or TrainConfig()
         if run.has_started() or run.is_run():
             raise parameter_error(
-                "output_dir", "a new or empty run directory (or resume an interrupted run)",
-                str(run.path))
+                "output_dir",
+                "a new or empty run directory (or resume an interrupted run)",
+                str(run.path),
+            )
     index = index_dataset(data_dir, group_pattern=config.group_pattern)
     strong_train, strong_val = [], []
     if annotations is not None:
@@ -274,7 +296,8 @@ def _prepare(data_dir, run: RunDir, config: TrainConfig | None, *, resume: bool,
             f"{data_dir}: holds spectrogram PNGs (the original notebook's format). birdsong "
             "trains from the recordings themselves, so that the exported model takes raw "
             "audio and computes the same spectrogram inside; point train at the folder of "
-            "recordings those images were made from.")
+            "recordings those images were made from."
+        )
     labels = model_labels(index.labels, multi_label=config.multi_label)
     if resume:
         before = run.read_labels()
@@ -284,23 +307,34 @@ def _prepare(data_dir, run: RunDir, config: TrainConfig | None, *, resume: bool,
             raise DatasetError(
                 f"{data_dir}: the species have changed since {run.path} started (new: "
                 f"{', '.join(added) or 'none'}; missing: {', '.join(gone) or 'none'}); a "
-                "model cannot change its species mid-run. Start a new run in another folder.")
+                "model cannot change its species mid-run. Start a new run in another folder."
+            )
         split = run.read_split()
         strong = {r.path.resolve(): r for r in strong_train + strong_val}
 
         def attach(recs):  # annotated recordings get their tables back
             return [strong.get(r.path.resolve(), r) if not r.label else r for r in recs]
 
-        return (config, index, DatasetIndex(index.root, index.labels, attach(split.train)),
-                DatasetIndex(index.root, index.labels, attach(split.validation)))
+        return (
+            config,
+            index,
+            DatasetIndex(index.root, index.labels, attach(split.train)),
+            DatasetIndex(index.root, index.labels, attach(split.validation)),
+        )
     if validation_dir is not None:
-        val = index_dataset(validation_dir, group_pattern=config.group_pattern,
-                            labels=index.labels, min_species=1)
+        val = index_dataset(
+            validation_dir, group_pattern=config.group_pattern, labels=index.labels, min_species=1
+        )
         index.skipped += val.skipped
-        return config, index, index.subset(index.recordings + strong_train), DatasetIndex(
-            val.root, index.labels, val.recordings + strong_val)
-    train_idx, val_idx = split_recordings(index, validation_fraction=config.validation_fraction,
-                                          seed=config.seed)
+        return (
+            config,
+            index,
+            index.subset(index.recordings + strong_train),
+            DatasetIndex(val.root, index.labels, val.recordings + strong_val),
+        )
+    train_idx, val_idx = split_recordings(
+        index, validation_fraction=config.validation_fraction, seed=config.seed
+    )
     train_idx.recordings += strong_train
     val_idx.recordings += strong_val
     return config, index, train_idx, val_idx
@@ -308,24 +342,35 @@ def _prepare(data_dir, run: RunDir, config: TrainConfig | None, *, resume: bool,
 
 def _summary_lines(index: DatasetIndex, train: DatasetIndex, val: DatasetIndex) -> list[str]:
     counts_t, counts_v = train.counts(), val.counts()
-    lines = [f"data: {len(index.labels)} species, {len(train.recordings)} training and "
-             f"{len(val.recordings)} validation recordings (split by recording and by "
-             f"group), {len(index.skipped)} file(s) skipped"]
+    lines = [
+        f"data: {len(index.labels)} species, {len(train.recordings)} training and "
+        f"{len(val.recordings)} validation recordings (split by recording and by "
+        f"group), {len(index.skipped)} file(s) skipped"
+    ]
     strong = sum(r.strong for r in train.recordings + val.recordings)
     if strong:
         lines.append(f"  ({strong} of them annotated by tables: species per time span)")
     for label in index.labels:
-        lines.append(f"  {label:30s} {counts_t.get(label, 0):4d} train  "
-                     f"{counts_v.get(label, 0):4d} validation")
+        lines.append(
+            f"  {label:30s} {counts_t.get(label, 0):4d} train  "
+            f"{counts_v.get(label, 0):4d} validation"
+        )
     return lines
 
 
 # ------------------------------------------------------------------------ training
-def train_model(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
-                config: TrainConfig | None = None, resume: bool = False,
-                strategy: str = "default", validation_dir: str | os.PathLike | None = None,
-                annotations: str | os.PathLike | None = None, progress: bool = False,
-                deterministic: bool = True) -> TrainedModel:
+def train_model(
+    data_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    *,
+    config: TrainConfig | None = None,
+    resume: bool = False,
+    strategy: str = "default",
+    validation_dir: str | os.PathLike | None = None,
+    annotations: str | os.PathLike | None = None,
+    progress: bool = False,
+    deterministic: bool = True,
+) -> TrainedModel:
     """Train a species classifier and save it as ``output_dir/model.keras``.
 
     Parameters
@@ -359,9 +404,9 @@ def train_model(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
         raise parameter_error("resume", "True or False", resume)
     say = _Say(progress)
     run = RunDir(output_dir)
-    config, index, train_idx, val_idx = _prepare(data_dir, run, config, resume=resume,
-                                                 validation_dir=validation_dir,
-                                                 annotations=annotations)
+    config, index, train_idx, val_idx = _prepare(
+        data_dir, run, config, resume=resume, validation_dir=validation_dir, annotations=annotations
+    )
     for line in _summary_lines(index, train_idx, val_idx):
         say(line)
     if not train_idx.recordings:
@@ -375,27 +420,53 @@ def train_model(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
         run.write_split(train_idx, val_idx)
     try:
         with seeded(config.seed, deterministic=deterministic):
-            trained = _train(run, config, index, train_idx, val_idx, strategy=strategy,
-                             say=say, data_dir=data_dir)
+            trained = _train(
+                run,
+                config,
+                index,
+                train_idx,
+                val_idx,
+                strategy=strategy,
+                say=say,
+                data_dir=data_dir,
+            )
     except BaseException:
-        if created and not run.read_state().get("history", {}).get("phase1") and \
-                not run.read_state().get("history", {}).get("phase2"):
+        if (
+            created
+            and not run.read_state().get("history", {}).get("phase1")
+            and not run.read_state().get("history", {}).get("phase2")
+        ):
             shutil.rmtree(run.path, ignore_errors=True)  # nothing worth keeping
         raise
     trained.seconds["total"] = time.perf_counter() - started
     return trained
 
 
-def _train(run: RunDir, config: TrainConfig, index: DatasetIndex, train_idx: DatasetIndex,
-           val_idx: DatasetIndex, *, strategy: str, say: _Say, data_dir) -> TrainedModel:
+def _train(
+    run: RunDir,
+    config: TrainConfig,
+    index: DatasetIndex,
+    train_idx: DatasetIndex,
+    val_idx: DatasetIndex,
+    *,
+    strategy: str,
+    say: _Say,
+    data_dir,
+) -> TrainedModel:
     keras = require("keras")
     tf = require("tensorflow")
     from .model import build_model, feature_extractor, head_model, set_fine_tuning
     from .plots import plot_learning_curves
 
     labels = model_labels(index.labels, multi_label=config.multi_label)
-    state: dict[str, Any] = {"phase": 1, "epoch": 0, "best": None, "best_epoch": 0,
-                             "wait": 0, "history": {"phase1": [], "phase2": []}}
+    state: dict[str, Any] = {
+        "phase": 1,
+        "epoch": 0,
+        "best": None,
+        "best_epoch": 0,
+        "wait": 0,
+        "history": {"phase1": [], "phase2": []},
+    }
     state.update(run.read_state())
     if state["phase"] == 1 and config.epochs_frozen == 0:
         state["phase"] = 2
@@ -409,41 +480,64 @@ def _train(run: RunDir, config: TrainConfig, index: DatasetIndex, train_idx: Dat
         model = build_model(labels, config, load_weights=not restarting)
         if restarting:
             model.load_weights(run.best_weights_path)
-            say(f"resuming {run.path} in phase {state['phase']} after epoch "
-                f"{state['epoch']}" if state["phase"] != "done" else
-                f"resuming {run.path}: training had finished; saving its best epoch")
+            say(
+                f"resuming {run.path} in phase {state['phase']} after epoch {state['epoch']}"
+                if state["phase"] != "done"
+                else f"resuming {run.path}: training had finished; saving its best epoch"
+            )
 
-        train_plain = make_dataset(train_idx, config, training=False, skips=skips,
-                                   with_ids=True)
-        val_plain = (make_dataset(val_idx, config, training=False, skips=skips,
-                                  with_ids=True) if has_val else None)
+        train_plain = make_dataset(train_idx, config, training=False, skips=skips, with_ids=True)
+        val_plain = (
+            make_dataset(val_idx, config, training=False, skips=skips, with_ids=True)
+            if has_val
+            else None
+        )
 
         if state["phase"] == 1:
             t0 = time.perf_counter()
             say(f"{PHASE_NAMES[1]}: decoding recordings and caching backbone features")
             extractor = feature_extractor(model)
-            xtr, ytr = _extract(extractor, train_plain, progress=say.progress,
-                                desc="  training windows")
+            xtr, ytr = _extract(
+                extractor, train_plain, progress=say.progress, desc="  training windows"
+            )
             if len(ytr) == 0:
                 raise DatasetError(f"{data_dir}: no training window could be decoded")
-            xva, yva = (_extract(extractor, val_plain, progress=say.progress,
-                                 desc="  validation windows") if has_val else (None, None))
+            xva, yva = (
+                _extract(extractor, val_plain, progress=say.progress, desc="  validation windows")
+                if has_val
+                else (None, None)
+            )
             weights = _weights_for(config, ytr, len(labels))
             head = head_model(model)
-            head.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                         loss=_loss(config), metrics=_metrics(config))
-            sw = np.where(ytr.max(1) > 0, np.asarray(weights, np.float32)[ytr.argmax(1)],
-                          1.0).astype(np.float32)
-            ds = (tf.data.Dataset.from_tensor_slices((xtr, ytr, sw))
-                  .shuffle(len(xtr), seed=config.seed).batch(config.batch_size))
-            say(f"  {len(xtr)} training windows, {0 if xva is None else len(xva)} "
-                f"validation windows; up to {config.epochs_frozen} epochs")
-            head.fit(ds, validation_data=(xva, yva) if has_val else None,
-                     epochs=config.epochs_frozen, verbose=0, shuffle=False,
-                     callbacks=[_best_tracker(run, model, state, 1, monitor,
-                                              config.patience, say),
-                                _backup(run, 1),
-                                _progress_bar(1, config.epochs_frozen, say.progress)])
+            head.compile(
+                optimizer=keras.optimizers.Adam(config.learning_rate),
+                loss=_loss(config),
+                metrics=_metrics(config),
+            )
+            sw = np.where(
+                ytr.max(1) > 0, np.asarray(weights, np.float32)[ytr.argmax(1)], 1.0
+            ).astype(np.float32)
+            ds = (
+                tf.data.Dataset.from_tensor_slices((xtr, ytr, sw))
+                .shuffle(len(xtr), seed=config.seed)
+                .batch(config.batch_size)
+            )
+            say(
+                f"  {len(xtr)} training windows, {0 if xva is None else len(xva)} "
+                f"validation windows; up to {config.epochs_frozen} epochs"
+            )
+            head.fit(
+                ds,
+                validation_data=(xva, yva) if has_val else None,
+                epochs=config.epochs_frozen,
+                verbose=0,
+                shuffle=False,
+                callbacks=[
+                    _best_tracker(run, model, state, 1, monitor, config.patience, say),
+                    _backup(run, 1),
+                    _progress_bar(1, config.epochs_frozen, say.progress),
+                ],
+            )
             _keep_best(run, model, state, 1, monitor, say)
             state.update(phase=2, epoch=0, best=None, best_epoch=0, wait=0)
             run.write_state(state)
@@ -454,32 +548,43 @@ def _train(run: RunDir, config: TrainConfig, index: DatasetIndex, train_idx: Dat
         if state["phase"] == 2 and config.epochs_finetune > 0:
             t0 = time.perf_counter()
             if ytr is None:  # class weights need the labels of the training windows
-                ytr = np.concatenate([np.asarray(y) for _, y, _ in train_plain] or
-                                     [np.zeros((0, len(labels)))])
+                ytr = np.concatenate(
+                    [np.asarray(y) for _, y, _ in train_plain] or [np.zeros((0, len(labels)))]
+                )
                 if len(ytr) == 0:
                     raise DatasetError(f"{data_dir}: no training window could be decoded")
             weights = _weights_for(config, ytr, len(labels))
-            unfrozen = set_fine_tuning(model, config.fine_tune_from,
-                                       pretrained=config.pretrained)
-            say(f"{PHASE_NAMES[2]}: {len(unfrozen)} backbone layers trainable from "
+            unfrozen = set_fine_tuning(model, config.fine_tune_from, pretrained=config.pretrained)
+            say(
+                f"{PHASE_NAMES[2]}: {len(unfrozen)} backbone layers trainable from "
                 f"{config.fine_tune_from}, learning rate {config.finetune_learning_rate:g}, "
-                f"up to {config.epochs_finetune} epochs")
-            model.compile(optimizer=keras.optimizers.Adam(config.finetune_learning_rate),
-                          loss=_loss(config), metrics=_metrics(config))
-            train_ds = make_dataset(train_idx, config, training=True, skips=skips,
-                                    class_weights=weights)
-            val_ds = (make_dataset(val_idx, config, training=False, skips=skips)
-                      if has_val else None)
+                f"up to {config.epochs_finetune} epochs"
+            )
+            model.compile(
+                optimizer=keras.optimizers.Adam(config.finetune_learning_rate),
+                loss=_loss(config),
+                metrics=_metrics(config),
+            )
+            train_ds = make_dataset(
+                train_idx, config, training=True, skips=skips, class_weights=weights
+            )
+            val_ds = make_dataset(val_idx, config, training=False, skips=skips) if has_val else None
             with warnings.catch_warnings():
                 # The window count is unknown until the first pass has decoded every
                 # file; Keras then reports the dataset's end as an interruption.
                 warnings.filterwarnings("ignore", message="Your input ran out of data")
-                model.fit(train_ds, validation_data=val_ds, epochs=config.epochs_finetune,
-                          verbose=0, shuffle=False,
-                          callbacks=[_best_tracker(run, model, state, 2, monitor,
-                                                   config.patience, say),
-                                     _backup(run, 2),
-                                     _progress_bar(2, config.epochs_finetune, say.progress)])
+                model.fit(
+                    train_ds,
+                    validation_data=val_ds,
+                    epochs=config.epochs_finetune,
+                    verbose=0,
+                    shuffle=False,
+                    callbacks=[
+                        _best_tracker(run, model, state, 2, monitor, config.patience, say),
+                        _backup(run, 2),
+                        _progress_bar(2, config.epochs_finetune, say.progress),
+                    ],
+                )
             _keep_best(run, model, state, 2, monitor, say)
             seconds["phase2"] = time.perf_counter() - t0
         # (a run that had finished training was built from its best weights above)
@@ -494,12 +599,12 @@ def _train(run: RunDir, config: TrainConfig, index: DatasetIndex, train_idx: Dat
     for name, s in seconds.items():
         say(f"{name}: {s:.0f} s")
     skipped = sorted(index.skipped + skips.items, key=lambda s: s.path)
-    return TrainedModel(model, run, config, labels, train_idx, val_idx, history, skipped,
-                        seconds)
+    return TrainedModel(model, run, config, labels, train_idx, val_idx, history, skipped, seconds)
 
 
-def _keep_best(run: RunDir, model, state: dict[str, Any], phase: int, monitor: str,
-               say: _Say) -> None:
+def _keep_best(
+    run: RunDir, model, state: dict[str, Any], phase: int, monitor: str, say: _Say
+) -> None:
     """Load the best epoch of the phase that just ended, and say which it was."""
     if run.best_weights_path.exists():
         model.load_weights(run.best_weights_path)
@@ -510,26 +615,36 @@ def _keep_best(run: RunDir, model, state: dict[str, Any], phase: int, monitor: s
         say(f"  kept epoch {best['epoch']} of {len(rows)} (lowest {monitor}): {extra}")
 
 
-def check_training_inputs(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
-                          resume: bool, strategy: str,
-                          validation_dir: str | os.PathLike | None = None) -> None:
+def check_training_inputs(
+    data_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    *,
+    resume: bool,
+    strategy: str,
+    validation_dir: str | os.PathLike | None = None,
+) -> None:
     """The checks :func:`train_model` makes before TensorFlow is imported, for a command
     line that wants to fail fast."""
     _check_strategy(strategy)
     for path in (data_dir, validation_dir):
         if path is not None and not Path(path).is_dir():
-            raise (FileNotFoundError(f"No such dataset folder: {path}")
-                   if not Path(path).exists() else
-                   InvalidParameterError(f"{path}: the dataset must be a folder with one "
-                                         "sub-folder per species"))
+            raise (
+                FileNotFoundError(f"No such dataset folder: {path}")
+                if not Path(path).exists()
+                else InvalidParameterError(
+                    f"{path}: the dataset must be a folder with one sub-folder per species"
+                )
+            )
     run = RunDir(output_dir)
     if run.path.exists() and not run.path.is_dir():
         raise parameter_error("output_dir", "a folder (the run directory)", str(output_dir))
     if resume and not run.is_run():
-        raise DatasetError(f"{run.path}: nothing to resume (no config.json); start a new "
-                           "run without resume")
+        raise DatasetError(
+            f"{run.path}: nothing to resume (no config.json); start a new run without resume"
+        )
     if not resume and (run.has_started() or run.is_run()):
-        raise parameter_error("output_dir",
-                              "a new or empty run directory (or resume an interrupted run)",
-                              str(output_dir))
-
+        raise parameter_error(
+            "output_dir",
+            "a new or empty run directory (or resume an interrupted run)",
+            str(output_dir),
+        )

@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 COLLAPSED_WARNING = (
     "the trained model gives the same output for every validation window: it has learnt "
     "nothing. From scratch (no pretrained weights) use the from-scratch schedule (the "
-    "default when weights are none), more data, or a pretrained weights file.")
+    "default when weights are none), more data, or a pretrained weights file."
+)
 
 
 @dataclass
@@ -59,11 +60,19 @@ class TrainResult:
         return bool(self.report and self.report.get("collapsed"))
 
 
-def train(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
-          config: TrainConfig | None = None, resume: bool = False,
-          strategy: str = "default", validation_dir: str | os.PathLike | None = None,
-          annotations: str | os.PathLike | None = None, export: bool = True,
-          progress: bool = False, deterministic: bool = True) -> TrainResult:
+def train(
+    data_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    *,
+    config: TrainConfig | None = None,
+    resume: bool = False,
+    strategy: str = "default",
+    validation_dir: str | os.PathLike | None = None,
+    annotations: str | os.PathLike | None = None,
+    export: bool = True,
+    progress: bool = False,
+    deterministic: bool = True,
+) -> TrainResult:
     """Train a species classifier, evaluate it on the validation recordings, export it
     to ``model.tflite`` and remember it as this machine's latest model.
 
@@ -74,33 +83,50 @@ def train(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
     from .evaluation import evaluate_index, write_report
     from .thresholds import choose_thresholds
 
-    trained = train_model(data_dir, output_dir, config=config, resume=resume,
-                          strategy=strategy, validation_dir=validation_dir,
-                          annotations=annotations, progress=progress,
-                          deterministic=deterministic)
+    trained = train_model(
+        data_dir,
+        output_dir,
+        config=config,
+        resume=resume,
+        strategy=strategy,
+        validation_dir=validation_dir,
+        annotations=annotations,
+        progress=progress,
+        deterministic=deterministic,
+    )
     run, config = trained.run, trained.config
     skips = SkipLog()
     report = None
     if trained.validation_index.recordings:
         model = trained.model
-        report = evaluate_index(lambda x: np.asarray(model(x, training=False)),
-                                trained.validation_index, features=config.features,
-                                rules=config.windows, labels=trained.labels,
-                                multi_label=config.multi_label, skips=skips,
-                                batch_size=config.batch_size, progress=progress)
+        report = evaluate_index(
+            lambda x: np.asarray(model(x, training=False)),
+            trained.validation_index,
+            features=config.features,
+            rules=config.windows,
+            labels=trained.labels,
+            multi_label=config.multi_label,
+            skips=skips,
+            batch_size=config.batch_size,
+            progress=progress,
+        )
         report["model"] = str(run.keras_path)
         thresholds = choose_thresholds(
-            report.pop("window_scores"), report.pop("window_targets"), trained.labels,
+            report.pop("window_scores"),
+            report.pop("window_targets"),
+            trained.labels,
             rule="f1" if config.target_precision is None else "precision",
-            target_precision=config.target_precision or 0.9).to_dict()
+            target_precision=config.target_precision or 0.9,
+        ).to_dict()
         run.write_thresholds(thresholds)
         report["thresholds"] = thresholds
         if report["collapsed"]:
             log.warning("%s", COLLAPSED_WARNING)
             if progress:
                 print(f"\nWARNING: {COLLAPSED_WARNING}\n", file=sys.stderr)
-    skipped = sorted({s.path: s for s in trained.skipped + skips.items}.values(),
-                     key=lambda s: s.path)
+    skipped = sorted(
+        {s.path: s for s in trained.skipped + skips.items}.values(), key=lambda s: s.path
+    )
     if report is not None:
         report["skipped"] = [{"path": s.path, "reason": s.reason} for s in skipped]
         write_report(report, run.report_dir)
@@ -109,20 +135,33 @@ def train(data_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
     if export:
         from .exporting import export_model
 
-        tflite_path = export_model(run.path, run.tflite_path, model=trained.model,
-                                   remember=False)
+        tflite_path = export_model(run.path, run.tflite_path, model=trained.model, remember=False)
     _remember(tflite_path or run.keras_path)
-    result = TrainResult(run.path, run.keras_path, trained.labels, trained.history, report,
-                         skipped, tflite_path, trained.seconds.get("total", 0.0),
-                         {k: v for k, v in trained.seconds.items() if k != "total"})
-    run.write_summary({
-        "version": __version__, "data_dir": str(Path(data_dir).resolve()),
-        "labels": list(trained.labels), "seconds": result.seconds,
-        "phase_seconds": result.phase_seconds,
-        "per_recording_accuracy": result.accuracy, "collapsed": result.collapsed,
-        "train_recordings": len(trained.train_index.recordings),
-        "validation_recordings": len(trained.validation_index.recordings),
-        "skipped": len(skipped)})
+    result = TrainResult(
+        run.path,
+        run.keras_path,
+        trained.labels,
+        trained.history,
+        report,
+        skipped,
+        tflite_path,
+        trained.seconds.get("total", 0.0),
+        {k: v for k, v in trained.seconds.items() if k != "total"},
+    )
+    run.write_summary(
+        {
+            "version": __version__,
+            "data_dir": str(Path(data_dir).resolve()),
+            "labels": list(trained.labels),
+            "seconds": result.seconds,
+            "phase_seconds": result.phase_seconds,
+            "per_recording_accuracy": result.accuracy,
+            "collapsed": result.collapsed,
+            "train_recordings": len(trained.train_index.recordings),
+            "validation_recordings": len(trained.validation_index.recordings),
+            "skipped": len(skipped),
+        }
+    )
     return result
 
 
