@@ -265,7 +265,7 @@ def time_rounds(runners: dict[str, Runner], rounds: int, *, budget_s: float = 0.
 
 # ----------------------------------------------------------------------- trained runs
 def train_run(work: Path, image_size: int) -> Path:
-    from birdsong.config import FeatureConfig, TrainConfig
+    from birdsong.config import FeatureConfig, TrainConfig, WindowRules
     from birdsong.synth import write_demo_dataset
     from birdsong.workflow import train
 
@@ -275,7 +275,7 @@ def train_run(work: Path, image_size: int) -> Path:
                            duration_seconds=8.0)
     config = TrainConfig(features=FeatureConfig(image_size=image_size), alpha=1.0,
                          weights=str(WEIGHTS), epochs_frozen=15, epochs_finetune=1,
-                         finetune_learning_rate=1e-4, max_windows_per_recording=6,
+                         finetune_learning_rate=1e-4, windows=WindowRules(max_windows=6),
                          batch_size=32, patience=4, seed=0)
     print(f"training a {image_size}-px alpha-1.0 model on the demo data ...", flush=True)
     with quiet():
@@ -304,9 +304,10 @@ def variants_of(run_dir: Path, work: Path, limit: int) -> tuple[dict, dict[str, 
     """Every export variant of a run: flatbuffers, sizes and top-1 agreement with the
     float32 export on the run's validation windows plus windows of unseen birds."""
     from birdsong.exporting import INT8_RECIPES, convert, representative_windows
-    from birdsong.model import load_keras_model, read_run
+    from birdsong.model import load_keras_model
+    from birdsong.rundir import RunDir
 
-    config, labels = read_run(run_dir)
+    config, labels = RunDir(run_dir).read()
     model = load_keras_model(run_dir)
     calibration = representative_windows(run_dir, config, seed=config.seed)
     validation = representative_windows(run_dir, config, split="validation", limit=limit,

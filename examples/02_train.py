@@ -56,8 +56,7 @@ def fast_config() -> birdsong.TrainConfig:
         epochs_frozen=1,
         epochs_finetune=1,
         batch_size=16,
-        window_hop_seconds=0.5,
-        max_windows_per_recording=3,
+        windows=birdsong.WindowRules(hop_seconds=0.5, max_windows=3),
         fine_tune_from="block_16_expand",
         finetune_learning_rate=1e-3,
     )
