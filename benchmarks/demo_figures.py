@@ -34,8 +34,13 @@ def _machine() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "date": time.strftime("%Y-%m-%d"), "load_before": os.getloadavg()[0]}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d"),
+        "load_before": os.getloadavg()[0],
+    }
 
 
 def main() -> int:
@@ -52,9 +57,12 @@ def main() -> int:
             out = Path(tmp) / "demo"
             env = dict(os.environ, BIRDSONG_CACHE_DIR=str(Path(tmp) / "cache"))
             started = time.perf_counter()
-            proc = subprocess.run([str(exe), "demo", str(out), "--weights", args.weights,
-                                   "--seed", str(seed)], env=env, capture_output=True,
-                                  text=True)
+            proc = subprocess.run(
+                [str(exe), "demo", str(out), "--weights", args.weights, "--seed", str(seed)],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             wall = time.perf_counter() - started
             if proc.returncode != 0:
                 print(proc.stdout[-3000:], proc.stderr[-3000:], file=sys.stderr)
@@ -62,24 +70,31 @@ def main() -> int:
             figures = json.loads((out / "demo_summary.json").read_text())
             figures["wall_seconds"] = wall
             runs.append(figures)
-            print(f"seed {seed}: per-recording top-1 {figures['per_recording_top1']:.3f} "
-                  f"(n={figures['validation_recordings']}), new clips "
-                  f"{figures['new_clips_right']}/{figures['new_clips']}, soundscape cmAP "
-                  f"{figures['soundscape_cmap']:.3f}, event F1 "
-                  f"{figures['soundscape_event_f1'] or 0:.3f}, {wall / 60:.1f} min", flush=True)
+            print(
+                f"seed {seed}: per-recording top-1 {figures['per_recording_top1']:.3f} "
+                f"(n={figures['validation_recordings']}), new clips "
+                f"{figures['new_clips_right']}/{figures['new_clips']}, soundscape cmAP "
+                f"{figures['soundscape_cmap']:.3f}, event F1 "
+                f"{figures['soundscape_event_f1'] or 0:.3f}, {wall / 60:.1f} min",
+                flush=True,
+            )
 
     def spread(key):
         values = [r[key] or 0.0 for r in runs]
         return (statistics.mean(values), statistics.pstdev(values), min(values), max(values))
 
     print("\nover seeds (mean, sd, min, max):")
-    for key in ("per_recording_top1", "new_clips_right", "soundscape_cmap",
-                "soundscape_event_f1", "wall_seconds"):
+    for key in (
+        "per_recording_top1",
+        "new_clips_right",
+        "soundscape_cmap",
+        "soundscape_event_f1",
+        "wall_seconds",
+    ):
         m, sd, lo, hi = spread(key)
         print(f"  {key:26s} {m:8.3f} {sd:8.3f} {lo:8.3f} {hi:8.3f}")
     machine["load_after"] = os.getloadavg()[0]
-    result = {"machine": machine, "seeds": args.seeds, "weights": args.weights,
-              "runs": runs}
+    result = {"machine": machine, "seeds": args.seeds, "weights": args.weights, "runs": runs}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {args.out}")

@@ -154,13 +154,9 @@ def test_predict_formats_and_shards(trained_run, clips, tmp_path, capsys):
         == 0
     )
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split("\t")[:5] == [
-        "Selection",
-        "View",
-        "Channel",
-        "Begin File",
-        "Begin Time (s)",
-    ]
+    header = lines[0].split("\t")
+    assert header[:5] == ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)"]
+    assert {"Begin File", "Species", "Score"} <= set(header)
     assert len(lines) >= 2 and lines[1].split("\t")[0] == "1"
 
     assert main(["predict", str(paths[0]), "--model", model]) == 0
@@ -168,7 +164,7 @@ def test_predict_formats_and_shards(trained_run, clips, tmp_path, capsys):
 
 
 def test_info_and_evaluate_json(trained_run, capsys):
-    assert main(["info", str(trained_run.tflite_path)]) == 0
+    assert main(["info", str(trained_run.tflite_path), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["labels"] == list(trained_run.labels) and info["sample_rate"] == 16000
     data = trained_run.run_dir.parent / "data"

@@ -106,10 +106,10 @@ def test_image_shape_range_and_full_scale_sine():
     sine = np.sin(2 * np.pi * 3000 * t).astype(np.float32)[None]
     assert abs(float(np.max(layer.decibels(sine)))) < 1.0  # ~0 dB re full scale
     img = np.asarray(layer(np.concatenate([sine, _noise(c.num_samples)[None]])))
-    assert img.shape == (2, 224, 224, 1)
+    assert img.shape == (2, c.image_size, c.image_size, 1)
     assert img.min() >= -1.0 and img.max() <= 1.0
     three = np.asarray(MelSpectrogram(c, channels=3)(sine))
-    assert three.shape == (1, 224, 224, 3)
+    assert three.shape == (1, c.image_size, c.image_size, 3)
     assert np.array_equal(three[..., 0], three[..., 2])
     np.testing.assert_array_equal(three[..., :1], img[:1])
 

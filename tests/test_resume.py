@@ -1,9 +1,9 @@
 """Interrupted training runs, killed for real (SIGKILL), then resumed.
 
-A resumed run continues from its last epoch with the optimizer state Keras's
-BackupAndRestore saved, keeps the best epoch across the interruption, and a run killed
-after training (while saving its results) is finished from its best weights: the same
-model an uninterrupted run gives.
+A resumed run continues from its last committed epoch with the optimizer state saved
+beside it, keeps the best epoch across the interruption, and a run killed after
+training (while saving its results) is finished from its best weights: the same model
+an uninterrupted run gives.
 """
 
 from __future__ import annotations
@@ -87,14 +87,15 @@ def test_killed_mid_phase_resumes_from_its_last_epoch(tmp_path):
     run = _killed_run(tmp_path, data, "phase1-epoch2")
     state = json.loads((run / "state.json").read_text())
     assert (state["phase"], state["epoch"]) == (1, 2)
-    assert (run / ".backup" / "phase1" / "latest.weights.h5").exists()  # optimizer too
+    assert state["backup"] == "phase1-epoch2.weights.h5"  # weights and optimizer state
+    assert (run / ".backup" / state["backup"]).exists()
     assert not (run / "model.keras").exists()
 
     result = workflow.train(data, run, resume=True, export=False)
     assert [r["epoch"] for r in result.history["phase1"]] == [1, 2, 3]
     assert [r["epoch"] for r in result.history["phase2"]] == [1, 2]
     assert result.model_path.exists() and result.report is not None
-    assert not (run / ".backup" / "phase1").exists()  # cleaned up once the phase ended
+    assert not (run / ".backup").exists()  # cleaned up once training ended
 
 
 def test_killed_while_saving_resumes_to_the_same_model(tmp_path):

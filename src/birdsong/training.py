@@ -12,12 +12,17 @@ This module only trains: it reads and writes the run through
 :class:`~birdsong.rundir.RunDir`; evaluation, export and remembering the model are
 composed in :mod:`birdsong.workflow`.
 
-Interruptions: Keras's ``BackupAndRestore`` saves the last epoch's weights *and
-optimizer state* after every epoch, and ``state.json`` with ``best.weights.h5`` keep
-the early-stopping record (Keras's ``EarlyStopping`` keeps its best weights in memory
-only, which a killed process loses). ``resume=True`` continues where the run stopped; a
-run killed after training (while saving, evaluating or exporting) is finished from its
-best weights, so it produces the same artifacts as an uninterrupted run.
+Interruptions: after every epoch the weights *and the optimizer's state* are saved
+(``.backup/``), then ``best.weights.h5`` when the epoch is the best, then ``state.json``,
+which names them: written last and atomically, it is the one commit point, so a process
+killed at any instant resumes from a consistent epoch. (Keras's ``BackupAndRestore``
+writes its weights file in place and its epoch record separately from the
+early-stopping record, and ``EarlyStopping`` keeps its best weights in memory only: a
+SIGKILL between or during those writes left a truncated file or two records that
+disagree. This callback does what both do, in that order.) ``resume=True`` continues
+with Keras's own ``initial_epoch``; a run killed after training (while saving,
+evaluating or exporting) is finished from its best weights, so it produces the same
+artifacts as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -117,18 +122,30 @@ def seeded(seed: int, *, deterministic: bool = True) -> Iterator[None]:
 
 
 # ----------------------------------------------------------------------- callbacks
-def _best_tracker(
-    run: RunDir, model, state: dict[str, Any], phase: int, monitor: str, patience: int, say: _Say
+def _checkpoint(
+    run: RunDir,
+    fitted,
+    model,
+    state: dict[str, Any],
+    phase: int,
+    monitor: str,
+    patience: int,
+    say: _Say,
 ):
-    """Early stopping and best-weights keeping whose record survives a restart."""
+    """Per-epoch backup (weights and optimizer of the model being fitted), best weights
+    (of the whole model), early stopping, and ``state.json`` last as the commit point."""
     keras = require("keras")
     key = f"phase{phase}"
 
-    class BestTracker(keras.callbacks.Callback):
+    class Checkpoint(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             logs = {k: float(v) for k, v in (logs or {}).items()}
             rows = [r for r in state["history"][key] if r["epoch"] <= epoch]
             state["history"][key] = [*rows, {"epoch": epoch + 1, **logs}]
+            backup = run.backup_dir / f"{key}-epoch{epoch + 1}.weights.h5"
+            run.backup_dir.mkdir(exist_ok=True)
+            with atomic_path(backup, suffix=".weights.h5") as tmp:
+                fitted.save_weights(tmp)  # with the optimizer's variables
             value = logs.get(monitor, logs.get("loss", float("inf")))
             if state["best"] is None or value < state["best"]:
                 state.update(best=value, best_epoch=epoch + 1, wait=0)
@@ -136,8 +153,11 @@ def _best_tracker(
                     model.save_weights(tmp)
             else:
                 state["wait"] += 1
-            state["epoch"] = epoch + 1
-            run.write_state(state)
+            previous = state.get("backup")
+            state.update(epoch=epoch + 1, backup=backup.name)
+            run.write_state(state)  # the commit point
+            if previous and previous != backup.name:
+                (run.backup_dir / previous).unlink(missing_ok=True)
             if state["wait"] >= max(patience, 1):
                 say(
                     f"  stopping early after epoch {epoch + 1}: {monitor} has not improved "
@@ -145,7 +165,23 @@ def _best_tracker(
                 )
                 self.model.stop_training = True
 
-    return BestTracker()
+    return Checkpoint()
+
+
+def _restore_backup(
+    run: RunDir, fitted, state: dict[str, Any], *, epochs: int, patience: int
+) -> int:
+    """Load the last committed epoch's weights and optimizer state into the compiled
+    model about to be fitted; return the epoch to continue from (0 to start; ``epochs``
+    when the phase had already stopped early)."""
+    if state.get("epoch") and state.get("wait", 0) >= max(patience, 1):
+        return epochs  # early stopping had ended this phase: nothing left to run
+    name = state.get("backup")
+    if not name or not state.get("epoch") or not (run.backup_dir / name).is_file():
+        return 0
+    fitted.optimizer.build(fitted.trainable_variables)  # so its state can be loaded
+    fitted.load_weights(run.backup_dir / name)
+    return int(state["epoch"])
 
 
 def _progress_bar(phase: int, epochs: int, enabled: bool):
@@ -226,13 +262,6 @@ def _weights_for(config: TrainConfig, targets: np.ndarray, n_classes: int) -> li
     if config.class_weighting and not config.multi_label:
         return _class_weights(targets, n_classes)
     return [1.0] * n_classes
-
-
-def _backup(run: RunDir, phase: int):
-    keras = require("keras")
-    return keras.callbacks.BackupAndRestore(
-        str(run.backup_dir / f"phase{phase}"), double_checkpoint=True
-    )
 
 
 # ------------------------------------------------------------------------ the data
@@ -530,17 +559,20 @@ def _train(
                 ds,
                 validation_data=(xva, yva) if has_val else None,
                 epochs=config.epochs_frozen,
+                initial_epoch=_restore_backup(
+                    run, head, state, epochs=config.epochs_frozen, patience=config.patience
+                ),
                 verbose=0,
                 shuffle=False,
                 callbacks=[
-                    _best_tracker(run, model, state, 1, monitor, config.patience, say),
-                    _backup(run, 1),
+                    _checkpoint(run, head, model, state, 1, monitor, config.patience, say),
                     _progress_bar(1, config.epochs_frozen, say.progress),
                 ],
             )
             _keep_best(run, model, state, 1, monitor, say)
-            state.update(phase=2, epoch=0, best=None, best_epoch=0, wait=0)
+            state.update(phase=2, epoch=0, best=None, best_epoch=0, wait=0, backup=None)
             run.write_state(state)
+            shutil.rmtree(run.backup_dir, ignore_errors=True)
             seconds["phase1"] = time.perf_counter() - t0
         else:
             ytr = None
@@ -577,19 +609,22 @@ def _train(
                     train_ds,
                     validation_data=val_ds,
                     epochs=config.epochs_finetune,
+                    initial_epoch=_restore_backup(
+                        run, model, state, epochs=config.epochs_finetune, patience=config.patience
+                    ),
                     verbose=0,
                     shuffle=False,
                     callbacks=[
-                        _best_tracker(run, model, state, 2, monitor, config.patience, say),
-                        _backup(run, 2),
+                        _checkpoint(run, model, model, state, 2, monitor, config.patience, say),
                         _progress_bar(2, config.epochs_finetune, say.progress),
                     ],
                 )
             _keep_best(run, model, state, 2, monitor, say)
             seconds["phase2"] = time.perf_counter() - t0
         # (a run that had finished training was built from its best weights above)
-        state["phase"] = "done"
+        state.update(phase="done", backup=None)
         run.write_state(state)
+        shutil.rmtree(run.backup_dir, ignore_errors=True)
 
     with atomic_path(run.keras_path, suffix=".keras") as tmp:
         model.save(tmp)
