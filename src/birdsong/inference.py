@@ -349,8 +349,8 @@ class Classifier:
         *,
         sample_rate: int | None = None,
         hop_seconds: float | None = None,
-        batch_windows: int = 32,
-        block_seconds: float = 60.0,
+        batch_windows: int = 8,
+        block_seconds: float = 10.0,
     ) -> ScannedRecording:
         """Score every window of a recording (see :func:`birdsong.rules.scan_recording`)."""
         hop = self.rules.hop_seconds if hop_seconds is None else hop_seconds
@@ -381,8 +381,8 @@ class Classifier:
         overlap: float | None = None,
         top_k: int = 3,
         min_score: float | None = None,
-        batch_windows: int = 32,
-        block_seconds: float = 60.0,
+        batch_windows: int = 8,
+        block_seconds: float = 10.0,
     ) -> Prediction:
         """Classify a clip or a long recording.
 

@@ -146,7 +146,7 @@ def iter_windows(
     features: FeatureConfig,
     hop_seconds: float,
     sample_rate: int | None = None,
-    block_seconds: float = 60.0,
+    block_seconds: float = 10.0,
 ) -> Iterator[Window]:
     """The windows of a file (streamed in bounded memory) or of a waveform array
     (which needs its ``sample_rate``), at the model's rate."""
@@ -184,8 +184,8 @@ def scan_recording(
     features: FeatureConfig,
     hop_seconds: float,
     sample_rate: int | None = None,
-    batch_windows: int = 32,
-    block_seconds: float = 60.0,
+    batch_windows: int = 8,
+    block_seconds: float = 10.0,
 ) -> ScannedRecording:
     """Score every window of a recording with ``scorer`` and measure its activity.
 
