@@ -20,12 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from ._io import check_output_file, printable
-from .annotations import raven_header, raven_rows
-from .audio import is_audio_file
-from .config import check_hop
-from .errors import AudioError, InvalidParameterError, ModelError, parameter_error
-from .inference import (
+from .._io import check_output_file, printable
+from ..annotations import raven_header, raven_rows
+from ..audio import is_audio_file
+from ..config import check_hop
+from ..errors import AudioError, InvalidParameterError, ModelError, parameter_error
+from ..inference import (
     Classifier,
     Prediction,
     check_num_threads,
@@ -264,8 +264,8 @@ def _finished(output: Path, fmt: str) -> set[str] | None:
 def _per_recording_tables(args: argparse.Namespace, clf: Classifier, files: list[Path]) -> int:
     """``--format raven --tables per-recording``: a Raven table per recording in the
     ``-o`` folder, named so that ``train``/``evaluate`` pair it with its recording."""
-    from ._io import check_output_dir
-    from .annotations import write_raven
+    from .._io import check_output_dir
+    from ..annotations import write_raven
 
     folder = check_output_dir(args.output, inputs=[clf.path], name="--output")
     folder.mkdir(parents=True, exist_ok=True)
