@@ -250,6 +250,47 @@ def run_recipe(train: Path, test: Path, seed: int, config, workdir: Path, **_: o
 RUNNERS = {"mfcc": run_mfcc, "probe": run_probe, "birdnet": run_birdnet, "recipe": run_recipe}
 
 
+def summarise(results: dict[str, dict], labels: list[str]) -> None:
+    """Add mean, sd, bootstrap interval and mean training time per method; print them."""
+    print(f"{'method':8s} {'top-1 mean+-sd':>16s} {'95% CI':>15s} {'macro-F1':>16s} "
+          f"{'95% CI':>15s} {'train s':>8s}")
+    for method, res in results.items():
+        runs = res["runs"]
+        ci = bootstrap(runs, labels)
+        sd = {k: float(np.std([r[k] for r in runs], ddof=1)) if len(runs) > 1 else 0.0
+              for k in ("top1", "macro_f1")}
+        res["summary"] = s = {
+            "top1_mean": float(np.mean([r["top1"] for r in runs])), "top1_sd": sd["top1"],
+            "macro_f1_mean": float(np.mean([r["macro_f1"] for r in runs])),
+            "macro_f1_sd": sd["macro_f1"], "top1_ci95": ci["top1"],
+            "macro_f1_ci95": ci["macro_f1"],
+            "train_seconds_mean": float(np.mean([r["train_seconds"] for r in runs])),
+            "seeds": [r["seed"] for r in runs],
+            "test_recordings": [len(r["y_true"]) for r in runs]}
+        print(f"{method:8s} {s['top1_mean']:.3f} +- {s['top1_sd']:.3f}   "
+              f"[{ci['top1'][0]:.3f}, {ci['top1'][1]:.3f}] {s['macro_f1_mean']:.3f} +- "
+              f"{s['macro_f1_sd']:.3f}   [{ci['macro_f1'][0]:.3f}, {ci['macro_f1'][1]:.3f}] "
+              f"{s['train_seconds_mean']:8.0f}")
+
+
+def merge(paths: list[str], out: str | None) -> int:
+    """Pool the runs of several result files (e.g. seeds run separately) and summarise."""
+    results: dict[str, dict] = {}
+    labels: set[str] = set()
+    for p in paths:
+        data = json.loads(Path(p).read_text())
+        for method, res in data["methods"].items():
+            results.setdefault(method, {"runs": []})["runs"].extend(res["runs"])
+            for r in res["runs"]:
+                labels |= set(r["y_true"])
+    summarise(results, sorted(labels))
+    if out:
+        Path(out).write_text(json.dumps({"merged_from": paths, "methods": results},
+                                        indent=1) + "\n")
+        print(f"wrote {out}")
+    return 0
+
+
 # --------------------------------------------------------------------------------- main
 def _config(args: argparse.Namespace):
     import dataclasses
@@ -282,7 +323,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--image-size", type=int, help="override the recipe's image size (px)")
     ap.add_argument("--out", help="JSON path (default benchmarks/results/accuracy-SET.json)")
     ap.add_argument("--workdir", default=str(CACHE / "runs"))
+    ap.add_argument("--merge", nargs="+", metavar="JSON",
+                    help="only pool the runs of these result files and summarise (to --out)")
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out)
     if args.quick:
         args.species, args.individuals, args.recordings, args.test_individuals = 6, 6, 2, 2
         args.seeds = args.seeds[:1]
@@ -327,26 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{args.set}: per-recording scores on held-out "
           f"{'birds' if args.set == 'synthetic' else 'recordings'}, "
           f"seeds {args.seeds}")
-    print(f"{'method':8s} {'top-1 mean+-sd':>16s} {'95% CI':>15s} {'macro-F1':>16s} "
-          f"{'95% CI':>15s} {'train s':>8s}")
-    for method, res in results.items():
-        runs = res["runs"]
-        ci = bootstrap(runs, labels)
-        res["summary"] = {
-            "top1_mean": float(np.mean([r["top1"] for r in runs])),
-            "top1_sd": float(np.std([r["top1"] for r in runs], ddof=1)) if len(runs) > 1 else 0.0,
-            "macro_f1_mean": float(np.mean([r["macro_f1"] for r in runs])),
-            "macro_f1_sd": (float(np.std([r["macro_f1"] for r in runs], ddof=1))
-                            if len(runs) > 1 else 0.0),
-            "top1_ci95": ci["top1"], "macro_f1_ci95": ci["macro_f1"],
-            "train_seconds_mean": float(np.mean([r["train_seconds"] for r in runs])),
-            "seeds": [r["seed"] for r in runs], "test_recordings": [len(r["y_true"])
-                                                                    for r in runs]}
-        s = res["summary"]
-        print(f"{method:8s} {s['top1_mean']:.3f} +- {s['top1_sd']:.3f}   "
-              f"[{ci['top1'][0]:.3f}, {ci['top1'][1]:.3f}] {s['macro_f1_mean']:.3f} +- "
-              f"{s['macro_f1_sd']:.3f}   [{ci['macro_f1'][0]:.3f}, {ci['macro_f1'][1]:.3f}] "
-              f"{s['train_seconds_mean']:8.0f}")
+    summarise(results, labels)
     from birdsong.config import to_dict
 
     out = Path(args.out or HERE / "results" / f"accuracy-{args.set}.json")

@@ -126,7 +126,7 @@ def main() -> int:
               f"species called {args.species}: {a['others_called_species']:.3f} -> "
               f"{b['others_called_species']:.3f}; its recall {a['species_recall']:.2f} -> "
               f"{b['species_recall']:.2f} ({res['seconds']:.0f} s)", flush=True)
-    path = HERE / "results" / f"recorder-shortcut-s{args.seed}.json"
+    path = HERE / "results" / f"recorder-shortcut-s{args.seed}-{'-'.join(args.methods)}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"seed": args.seed, "species": args.species, "methods": out,
                                 "load_average": list(os.getloadavg())}, indent=1) + "\n")
