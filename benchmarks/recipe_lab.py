@@ -36,22 +36,30 @@ def main() -> int:
     import keras
     import tensorflow as tf
 
-    from birdsong.config import FeatureConfig, TrainConfig
+    from birdsong.config import FeatureConfig, TrainConfig, WindowRules
     from birdsong.dataset import index_dataset
-    from birdsong.evaluate import evaluate_index
+    from birdsong.evaluation import evaluate_index
     from birdsong.model import build_model, set_fine_tuning
     from birdsong.pipeline import SkipLog, make_dataset
 
     keras.utils.set_random_seed(args.seed)
-    train_dir, test_dir = synthetic_set(args.seed, species=12, individuals=12, recordings=3,
-                                        test_individuals=3)
-    cfg = TrainConfig(features=FeatureConfig(image_size=args.image_size), weights=str(WEIGHTS),
-                      max_windows_per_recording=args.max_windows, seed=args.seed)
+    train_dir, test_dir = synthetic_set(
+        args.seed, species=12, individuals=12, recordings=3, test_individuals=3
+    )
+    cfg = TrainConfig(
+        features=FeatureConfig(image_size=args.image_size),
+        weights=str(WEIGHTS),
+        windows=WindowRules(max_windows=args.max_windows),
+        seed=args.seed,
+    )
     train_idx = index_dataset(train_dir, group_pattern=cfg.group_pattern)
     labels = list(train_idx.labels)
     model = build_model(labels, cfg)
-    set_fine_tuning(model, int(args.fine_tune_from) if args.fine_tune_from.isdigit()
-                    else args.fine_tune_from, pretrained=True)
+    set_fine_tuning(
+        model,
+        int(args.fine_tune_from) if args.fine_tune_from.isdigit() else args.fine_tune_from,
+        pretrained=True,
+    )
     skips = SkipLog()
     ds = make_dataset(train_idx, cfg, training=True, skips=skips)
     t0 = time.perf_counter()
@@ -59,26 +67,47 @@ def main() -> int:
     total = steps * args.epochs
     warm = max(int(steps * args.warmup_epochs), 1)
     schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, total - warm, alpha=0.01, warmup_target=args.lr, warmup_steps=warm)
-    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=args.weight_decay),
-                  loss=keras.losses.CategoricalCrossentropy(
-                      label_smoothing=args.label_smoothing), metrics=["accuracy"])
+        0.0, total - warm, alpha=0.01, warmup_target=args.lr, warmup_steps=warm
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=args.weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
+        metrics=["accuracy"],
+    )
     hist = model.fit(ds, epochs=args.epochs, verbose=2)
     seconds = time.perf_counter() - t0
-    test_idx = index_dataset(test_dir, group_pattern=cfg.group_pattern, labels=labels,
-                             min_species=1)
-    report = evaluate_index(lambda x: np.asarray(model(x, training=False)), test_idx,
-                            config=cfg, labels=labels)
+    test_idx = index_dataset(
+        test_dir, group_pattern=cfg.group_pattern, labels=labels, min_species=1
+    )
+    report = evaluate_index(
+        lambda x: np.asarray(model(x, training=False)),
+        test_idx,
+        features=cfg.features,
+        rules=cfg.windows,
+        labels=labels,
+    )
     recs = report["recordings"]
     s = scores([r["label"] for r in recs], [r["predicted"] for r in recs], labels)
-    print(f"lab seed {args.seed}: top-1 {s['top1']:.3f} macro-F1 {s['macro_f1']:.3f} "
-          f"n={len(recs)} train {seconds:.0f} s ({vars(args)})")
+    print(
+        f"lab seed {args.seed}: top-1 {s['top1']:.3f} macro-F1 {s['macro_f1']:.3f} "
+        f"n={len(recs)} train {seconds:.0f} s ({vars(args)})"
+    )
     out = HERE / "results" / f"recipe-lab-s{args.seed}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"args": vars(args), **s, "train_seconds": seconds,
-                               "n": len(recs), "history": {k: [float(v) for v in vs]
-                                                           for k, vs in hist.history.items()},
-                               "tf": tf.__version__}, indent=1) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "args": vars(args),
+                **s,
+                "train_seconds": seconds,
+                "n": len(recs),
+                "history": {k: [float(v) for v in vs] for k, vs in hist.history.items()},
+                "tf": tf.__version__,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     return 0
 
 

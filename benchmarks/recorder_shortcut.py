@@ -49,8 +49,7 @@ def shortcut_set(seed: int, species: str) -> tuple[Path, Path, Path]:
     """(train with ``species`` alone at 22.05 kHz, test as is, test all at 22.05 kHz)."""
     import soundfile as sf
 
-    train, test = synthetic_set(seed, species=12, individuals=12, recordings=3,
-                                test_individuals=3)
+    train, test = synthetic_set(seed, species=12, individuals=12, recordings=3, test_individuals=3)
     base = CACHE / "shortcut" / f"s{seed}-{species}"
     if not (base / "done").exists():
         shutil.rmtree(base, ignore_errors=True)
@@ -72,13 +71,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--species", default="Coal_Tit")
-    ap.add_argument("--methods", nargs="+", choices=("mfcc", "probe", "recipe"),
-                    default=["mfcc", "probe"])
+    ap.add_argument(
+        "--methods", nargs="+", choices=("mfcc", "probe", "recipe"), default=["mfcc", "probe"]
+    )
     ap.add_argument("--recipe-config")
     ap.add_argument("--image-size", type=int)
     args = ap.parse_args()
-    config = _config(argparse.Namespace(recipe_config=args.recipe_config,
-                                        image_size=args.image_size))
+    config = _config(
+        argparse.Namespace(recipe_config=args.recipe_config, image_size=args.image_size)
+    )
     train, test, test22 = shortcut_set(args.seed, args.species)
     ptr, ytr = _files(train)
     labels = sorted(set(ytr))
@@ -98,17 +99,20 @@ def main() -> int:
             xtr = _probe_embeddings(extract, ptr, config)
             for name, folder in (("as_recorded", test), ("all_22k", test22)):
                 pte, yte = _files(folder)
-                preds[name] = (yte, _logreg(xtr, ytr, _probe_embeddings(extract, pte, config),
-                                            args.seed))
+                preds[name] = (
+                    yte,
+                    _logreg(xtr, ytr, _probe_embeddings(extract, pte, config), args.seed),
+                )
         else:
             import dataclasses
 
-            from birdsong.evaluate import evaluate
-            from birdsong.training import train as train_model
+            from birdsong.evaluation import evaluate
+            from birdsong.workflow import train as train_model
 
             run_dir = CACHE / "runs" / f"shortcut-{args.seed}-{int(time.time())}"
-            train_model(train, run_dir, config=dataclasses.replace(config, seed=args.seed),
-                        export=False)
+            train_model(
+                train, run_dir, config=dataclasses.replace(config, seed=args.seed), export=False
+            )
             for name, folder in (("as_recorded", test), ("all_22k", test22)):
                 recs = evaluate(run_dir, folder)["recordings"]
                 preds[name] = ([r["label"] for r in recs], [r["predicted"] for r in recs])
@@ -116,20 +120,35 @@ def main() -> int:
         for name, (yt, yp) in preds.items():
             yt, yp = np.asarray(yt), np.asarray(yp)
             others = yt != args.species
-            res[name] = {**scores(list(yt), list(yp), labels),
-                         "others_called_species": float(np.mean(yp[others] == args.species)),
-                         "species_recall": float(np.mean(yp[~others] == args.species)),
-                         "n": int(len(yt))}
+            res[name] = {
+                **scores(list(yt), list(yp), labels),
+                "others_called_species": float(np.mean(yp[others] == args.species)),
+                "species_recall": float(np.mean(yp[~others] == args.species)),
+                "n": int(len(yt)),
+            }
         out[method] = res
         a, b = res["as_recorded"], res["all_22k"]
-        print(f"{method:6s} top-1 {a['top1']:.3f} -> {b['top1']:.3f} at 22.05 kHz; other "
-              f"species called {args.species}: {a['others_called_species']:.3f} -> "
-              f"{b['others_called_species']:.3f}; its recall {a['species_recall']:.2f} -> "
-              f"{b['species_recall']:.2f} ({res['seconds']:.0f} s)", flush=True)
+        print(
+            f"{method:6s} top-1 {a['top1']:.3f} -> {b['top1']:.3f} at 22.05 kHz; other "
+            f"species called {args.species}: {a['others_called_species']:.3f} -> "
+            f"{b['others_called_species']:.3f}; its recall {a['species_recall']:.2f} -> "
+            f"{b['species_recall']:.2f} ({res['seconds']:.0f} s)",
+            flush=True,
+        )
     path = HERE / "results" / f"recorder-shortcut-s{args.seed}-{'-'.join(args.methods)}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"seed": args.seed, "species": args.species, "methods": out,
-                                "load_average": list(os.getloadavg())}, indent=1) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                "seed": args.seed,
+                "species": args.species,
+                "methods": out,
+                "load_average": list(os.getloadavg()),
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     print(f"wrote {path}")
     return 0
 

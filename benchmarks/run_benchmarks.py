@@ -51,8 +51,10 @@ NAMES = {"none": "none (float32)"}
 
 def machine() -> dict:
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    cpu = next((ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines()
-                if ln.startswith("model name")), "unknown")
+    cpu = next(
+        (ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.startswith("model name")),
+        "unknown",
+    )
 
     def version(name: str) -> str:
         try:
@@ -60,10 +62,15 @@ def machine() -> dict:
         except metadata.PackageNotFoundError:
             return "not installed"
 
-    return {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "cpu": cpu, "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
-            "python": platform.python_version(), "loadavg_start": os.getloadavg(),
-            **{k: version(k) for k in ("tensorflow", "keras", "ai-edge-litert", "birdsong")}}
+    return {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+        "loadavg_start": os.getloadavg(),
+        **{k: version(k) for k in ("tensorflow", "keras", "ai-edge-litert", "birdsong")},
+    }
 
 
 @contextlib.contextmanager
@@ -80,16 +87,23 @@ def train_demo_model(work: Path, quick: bool, weights: str | None) -> Path:
     from birdsong.workflow import train
 
     # quick: a tiny set; else the dataset `birdsong demo` writes
-    write_demo_dataset(work / "data", species=4 if quick else 12, individuals=3,
-                       recordings_per_individual=2 if quick else 3,
-                       duration_seconds=6.0 if quick else 8.0)
+    write_demo_dataset(
+        work / "data",
+        species=4 if quick else 12,
+        individuals=3,
+        recordings_per_individual=2 if quick else 3,
+        duration_seconds=6.0 if quick else 8.0,
+    )
     config = demo_config(weights=weights, fast=quick)
     if weights is not None:  # the offline weights file fits alpha 1.0 only
         config = dataclasses.replace(config, alpha=1.0)
     if quick:
         config = dataclasses.replace(config, epochs_frozen=2, epochs_finetune=1)
-    print(f"training the model under test (alpha {config.alpha}, {config.features.image_size}"
-          f" px, weights {weights or 'none'}) ...", flush=True)
+    print(
+        f"training the model under test (alpha {config.alpha}, {config.features.image_size}"
+        f" px, weights {weights or 'none'}) ...",
+        flush=True,
+    )
     with quiet():
         train(work / "data", work / "run", config=config)
     return work / "run"
@@ -150,25 +164,34 @@ def bench_inference(run_dir: Path, config, labels, work: Path, repeats: int, n: 
     variants, runners, reference = {}, {}, None
     for q in QUANTIZATIONS:
         with quiet():
-            path = export_model(run_dir, work / "exports" / f"{q}.tflite", quantize=q,
-                                model=keras_model)
+            path = export_model(
+                run_dir, work / "exports" / f"{q}.tflite", quantize=q, model=keras_model
+            )
         clf = Classifier(path, num_threads=THREADS)
         top1 = clf.predict_windows(held_out).argmax(1)
         reference = top1 if reference is None else reference
-        variants[q] = {"path": str(path), "size_mb": path.stat().st_size / MB,
-                       "top1_agreement": float(np.mean(top1 == reference)),
-                       "held_out_windows": len(held_out), "held_out_split": split}
+        variants[q] = {
+            "path": str(path),
+            "size_mb": path.stat().st_size / MB,
+            "top1_agreement": float(np.mean(top1 == reference)),
+            "held_out_windows": len(held_out),
+            "held_out_split": split,
+        }
         runners[q] = lambda c=clf: c.predict_windows(batch)
     f = config.features
     inp = keras.Input((f.num_samples,))
-    size, runners["frontend"] = tflite_runner(keras.Model(inp, MelSpectrogram(f)(inp)), n,
-                                             f.num_samples)
+    size, runners["frontend"] = tflite_runner(
+        keras.Model(inp, MelSpectrogram(f)(inp)), n, f.num_samples
+    )
     frontend = {"size_mb": size}
     user = TrainConfig(weights=None)  # what `birdsong train` builds unless told otherwise
     uf = user.features
     size, runners["default"] = tflite_runner(
-        build_model(labels, user), n, uf.num_samples,
-        {"labels": labels, "sample_rate": uf.sample_rate, "num_samples": uf.num_samples})
+        build_model(labels, user),
+        n,
+        uf.num_samples,
+        {"labels": labels, "sample_rate": uf.sample_rate, "num_samples": uf.num_samples},
+    )
     default = {"alpha": user.alpha, "image_size": uf.image_size, "size_mb": size}
     seconds = time_rounds(runners, repeats)
     for name, info in (*variants.items(), ("frontend", frontend), ("default", default)):
@@ -179,16 +202,19 @@ def bench_inference(run_dir: Path, config, labels, work: Path, repeats: int, n: 
 
 # A tiny launcher times the command and reads its max RSS: on Linux a child inherits the RSS
 # high-water mark of the process it is forked from (here one holding TensorFlow).
-LAUNCHER = ("import json, os, subprocess, sys, time; t = time.perf_counter(); "
-            "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL); "
-            "_, s, u = os.wait4(p.pid, 0); print(json.dumps("
-            "[time.perf_counter() - t, os.waitstatus_to_exitcode(s), u.ru_maxrss]))")
+LAUNCHER = (
+    "import json, os, subprocess, sys, time; t = time.perf_counter(); "
+    "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL); "
+    "_, s, u = os.wait4(p.pid, 0); print(json.dumps("
+    "[time.perf_counter() - t, os.waitstatus_to_exitcode(s), u.ru_maxrss]))"
+)
 
 
 def child(args: list[str]) -> tuple[float, float]:
     """Run a command; return (its wall seconds, its max RSS in MB)."""
-    out = subprocess.run([sys.executable, "-c", LAUNCHER, *args], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, *args], capture_output=True, text=True, check=True
+    )
     wall, rc, maxrss_kb = json.loads(out.stdout)
     if rc != 0:
         raise RuntimeError(f"{' '.join(args)} failed ({rc}): {out.stderr[-2000:]}")
@@ -203,8 +229,12 @@ def bench_process(model: Path, work: Path, runs: int, long_seconds: int, rate: i
     script = Path(sys.executable).parent / "birdsong"
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "birdsong.cli"]
     clip = work / "clip.wav"
-    sf.write(clip, recording(DEFAULT_SPECIES[0], duration_seconds=6.0, sample_rate=rate,
-                             seed=1), rate, subtype="PCM_16")
+    sf.write(
+        clip,
+        recording(DEFAULT_SPECIES[0], duration_seconds=6.0, sample_rate=rate, seed=1),
+        rate,
+        subtype="PCM_16",
+    )
     predict = [*cmd, "predict", "--model", str(model)]
     child([*predict, str(clip)])  # untimed: warms the file cache
     cold = [child([*predict, str(clip)]) for _ in range(runs)]
@@ -218,11 +248,17 @@ def bench_process(model: Path, work: Path, runs: int, long_seconds: int, rate: i
         wall, rss = child([*predict, str(long_path), "--format", "json"])
     finally:
         long_path.unlink(missing_ok=True)
-    return {"command": " ".join(cmd), "cold_start_s": statistics.median(w for w, _ in cold),
-            "cold_start_runs_s": [w for w, _ in cold], "clip_predict_max_rss_mb": max(
-                r for _, r in cold), "long_file_seconds": long_seconds, "long_file_mb": size,
-            "long_predict_max_rss_mb": rss, "long_predict_wall_s": wall,
-            "long_predict_audio_s_per_s": long_seconds / wall}
+    return {
+        "command": " ".join(cmd),
+        "cold_start_s": statistics.median(w for w, _ in cold),
+        "cold_start_runs_s": [w for w, _ in cold],
+        "clip_predict_max_rss_mb": max(r for _, r in cold),
+        "long_file_seconds": long_seconds,
+        "long_file_mb": size,
+        "long_predict_max_rss_mb": rss,
+        "long_predict_wall_s": wall,
+        "long_predict_audio_s_per_s": long_seconds / wall,
+    }
 
 
 def fit_epoch_times(model, data, epochs: int) -> list[float]:
@@ -231,7 +267,8 @@ def fit_epoch_times(model, data, epochs: int) -> list[float]:
     marks: list[float] = []
     mark = keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda *_: marks.append(time.perf_counter()),
-        on_epoch_end=lambda *_: marks.append(time.perf_counter()))
+        on_epoch_end=lambda *_: marks.append(time.perf_counter()),
+    )
     with quiet():
         model.fit(data, epochs=epochs, callbacks=[mark], verbose=0)
     return [end - start for start, end in zip(marks[::2], marks[1::2])]
@@ -262,24 +299,42 @@ def bench_training(run_dir: Path, config, labels, epochs: int) -> dict:
     n = len(feats)
 
     def compiled(m, rate):
-        m.compile(optimizer=keras.optimizers.Adam(rate), loss="categorical_crossentropy",
-                  metrics=["accuracy"])
+        m.compile(
+            optimizer=keras.optimizers.Adam(rate),
+            loss="categorical_crossentropy",
+            metrics=["accuracy"],
+        )
         return m
 
     head = compiled(head_model(model), config.learning_rate)  # as birdsong.training does
-    cached_ds = (tf.data.Dataset.from_tensor_slices((feats, onehot, np.ones(n, np.float32)))
-                 .shuffle(n, seed=config.seed).batch(config.batch_size))
+    cached_ds = (
+        tf.data.Dataset.from_tensor_slices((feats, onehot, np.ones(n, np.float32)))
+        .shuffle(n, seed=config.seed)
+        .batch(config.batch_size)
+    )
     cached = fit_epoch_times(head, cached_ds, max(epochs, 5))
-    uncached = fit_epoch_times(compiled(model, config.learning_rate), make_dataset(
-        train_idx, config, training=True, skips=skips), epochs)
+    uncached = fit_epoch_times(
+        compiled(model, config.learning_rate),
+        make_dataset(train_idx, config, training=True, skips=skips),
+        epochs,
+    )
     set_fine_tuning(model, config.fine_tune_from, pretrained=config.weights is not None)
-    phase2 = fit_epoch_times(compiled(model, config.finetune_learning_rate), make_dataset(
-        train_idx, config, training=True, skips=skips), epochs)
+    phase2 = fit_epoch_times(
+        compiled(model, config.finetune_learning_rate),
+        make_dataset(train_idx, config, training=True, skips=skips),
+        epochs,
+    )
     c, u, p2 = (statistics.median(ts[1:]) for ts in (cached, uncached, phase2))
-    return {"train_windows": n, "feature_caching_s": caching, "phase1_cached_epoch_s": c,
-            "phase1_uncached_epoch_s": u, "phase1_speedup": u / c, "phase2_epoch_s": p2,
-            "phase2_s_per_1000_windows": 1000 * p2 / n,
-            "epoch_times_s": {"cached": cached, "uncached": uncached, "phase2": phase2}}
+    return {
+        "train_windows": n,
+        "feature_caching_s": caching,
+        "phase1_cached_epoch_s": c,
+        "phase1_uncached_epoch_s": u,
+        "phase1_speedup": u / c,
+        "phase2_epoch_s": p2,
+        "phase2_s_per_1000_windows": 1000 * p2 / n,
+        "epoch_times_s": {"cached": cached, "uncached": uncached, "phase2": phase2},
+    }
 
 
 def report(res: dict) -> tuple[str, list[dict]]:
@@ -290,21 +345,34 @@ def report(res: dict) -> tuple[str, list[dict]]:
     agreeing = [q for q in v if v[q]["top1_agreement"] >= 0.99]
     best_ok = max(agreeing, key=lambda q: v[q]["audio_s_per_s"]) if agreeing else "none"
     span = f"{pr['long_file_seconds'] / 60:g} min"
-    checks = [("float32 throughput, audio-s/s", v["none"]["audio_s_per_s"], ">=", 150),
-              (f"fastest variant, {fast_name}: audio-s/s", v[fastest]["audio_s_per_s"], ">=", 300),
-              (f"fastest variant, {fast_name}: top-1 agreement", v[fastest]["top1_agreement"],
-               ">=", 0.99),
-              ("cold start of `birdsong predict`, s", pr["cold_start_s"], "<=", 1.0),
-              (f"peak RSS predicting the {span} file, MB", pr["long_predict_max_rss_mb"],
-               "<=", 250),
-              ("phase 1: cached vs uncached epoch, x", tr["phase1_speedup"], ">=", 20)]
-    rows = [{"name": name, "value": val, "target": f"{op} {goal:g}",
-             "pass": bool(val >= goal if op == ">=" else val <= goal)}
-            for name, val, op, goal in checks]
+    checks = [
+        ("float32 throughput, audio-s/s", v["none"]["audio_s_per_s"], ">=", 150),
+        (f"fastest variant, {fast_name}: audio-s/s", v[fastest]["audio_s_per_s"], ">=", 300),
+        (
+            f"fastest variant, {fast_name}: top-1 agreement",
+            v[fastest]["top1_agreement"],
+            ">=",
+            0.99,
+        ),
+        ("cold start of `birdsong predict`, s", pr["cold_start_s"], "<=", 1.0),
+        (f"peak RSS predicting the {span} file, MB", pr["long_predict_max_rss_mb"], "<=", 250),
+        ("phase 1: cached vs uncached epoch, x", tr["phase1_speedup"], ">=", 20),
+    ]
+    rows = [
+        {
+            "name": name,
+            "value": val,
+            "target": f"{op} {goal:g}",
+            "pass": bool(val >= goal if op == ">=" else val <= goal),
+        }
+        for name, val, op, goal in checks
+    ]
 
     def row(name: str, r: dict, extra: str = "") -> str:
-        return (f"  {name:22s} {r['size_mb']:8.2f} {r['audio_s_per_s']:10.1f} "
-                f"{r['ms_per_window']:10.2f}  {extra}").rstrip()
+        return (
+            f"  {name:22s} {r['size_mb']:8.2f} {r['audio_s_per_s']:10.1f} "
+            f"{r['ms_per_window']:10.2f}  {extra}"
+        ).rstrip()
 
     fmt = lambda xs: " ".join(f"{x:.2f}" for x in xs)  # noqa: E731
     lines = [
@@ -316,25 +384,30 @@ def report(res: dict) -> tuple[str, list[dict]]:
         "(other work on the CPU lowers the figures)",
         f"model under test: {mut['source']}; alpha {mut['alpha']}, {mut['image_size']} px, "
         f"{mut['species']} species, weights {mut['weights']}",
-        "", f"Inference: LiteRT, {THREADS} threads, median of {res['repeats']} rounds of "
+        "",
+        f"Inference: LiteRT, {THREADS} threads, median of {res['repeats']} rounds of "
         f"{res['speed_windows']} windows of {mut['clip_seconds']:g} s",
         f"  {'model':22s} {'size MB':>8s} {'audio-s/s':>10s} {'ms/window':>10s}  "
         "top-1 = float32 (held-out windows)",
-        *(row(NAMES.get(q, q), r, f"{r['top1_agreement']:.3f} (n={r['held_out_windows']})")
-          for q, r in v.items()),
+        *(
+            row(NAMES.get(q, q), r, f"{r['top1_agreement']:.3f} (n={r['held_out_windows']})")
+            for q, r in v.items()
+        ),
         row("frontend only", res["frontend"]),
         row("DEFAULT user model *", res["default_model"]),
         f"  * TrainConfig() defaults, what `birdsong train` builds: alpha "
         f"{res['default_model']['alpha']}, {res['default_model']['image_size']} px, float32",
         f"  fastest variant: {fast_name}; fastest with >= 99% agreement: "
         f"{NAMES.get(best_ok, best_ok)}",
-        "", f"Process: `birdsong predict`, float32 model ({pr['command']})",
+        "",
+        f"Process: `birdsong predict`, float32 model ({pr['command']})",
         f"  cold start (6 s clip): median {pr['cold_start_s']:.2f} s of "
         f"{fmt(pr['cold_start_runs_s'])}; max RSS {pr['clip_predict_max_rss_mb']:.0f} MB",
         f"  {span} file ({pr['long_file_mb']:.0f} MB WAV): max RSS "
         f"{pr['long_predict_max_rss_mb']:.0f} MB; {pr['long_predict_wall_s']:.1f} s wall = "
         f"{pr['long_predict_audio_s_per_s']:.0f} audio-s/s with decoding",
-        "", f"Training: TensorFlow on CPU, {tr['train_windows']} training windows",
+        "",
+        f"Training: TensorFlow on CPU, {tr['train_windows']} training windows",
         f"  feature caching pass (once per run, decoding included): "
         f"{tr['feature_caching_s']:.1f} s",
         f"  phase 1 epoch: cached {tr['phase1_cached_epoch_s']:.3f} s, uncached "
@@ -343,22 +416,36 @@ def report(res: dict) -> tuple[str, list[dict]]:
         f"({tr['phase2_epoch_s']:.2f} s per epoch)",
         "  per-recording top-1 accuracy on held-out birds: "
         + ("n/a" if res["accuracy"] is None else f"{res['accuracy']:.3f}")
-        + (f" (training took {res['train_seconds'] / 60:.1f} min)"
-           if res.get("train_seconds") else ""),
-        "", "Targets (2-core CPU)",
-        *(f"  {r['name']:46s} {r['value']:10.3f}  {r['target']:>7s}  "
-          f"{'PASS' if r['pass'] else 'MISS'}" for r in rows)]
+        + (
+            f" (training took {res['train_seconds'] / 60:.1f} min)"
+            if res.get("train_seconds")
+            else ""
+        ),
+        "",
+        "Targets (2-core CPU)",
+        *(
+            f"  {r['name']:46s} {r['value']:10.3f}  {r['target']:>7s}  "
+            f"{'PASS' if r['pass'] else 'MISS'}"
+            for r in rows
+        ),
+    ]
     return "\n".join(lines), rows
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--run", type=Path, help="reuse this run directory instead of training")
-    p.add_argument("--quick", action="store_true",
-                   help="smoke mode: tiny training, few repeats, a 5-minute long file")
-    p.add_argument("--out", type=Path, help="JSON results file (default: "
-                   "benchmarks/results/benchmarks.json)",
-                   default=REPO / "benchmarks" / "results" / "benchmarks.json")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke mode: tiny training, few repeats, a 5-minute long file",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="JSON results file (default: benchmarks/results/benchmarks.json)",
+        default=REPO / "benchmarks" / "results" / "benchmarks.json",
+    )
     p.add_argument("--workdir", type=Path, help="keep intermediate files here")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -369,8 +456,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["BIRDSONG_CACHE_DIR"] = str(work / "cache")
     repeats, n_speed, runs = (3, 8, 2) if args.quick else (15, 32, 7)
     long_seconds, epochs = (300, 2) if args.quick else (3600, 4)
-    res: dict = {"machine": machine(), "quick": args.quick, "repeats": repeats,
-                 "speed_windows": n_speed}
+    res: dict = {
+        "machine": machine(),
+        "quick": args.quick,
+        "repeats": repeats,
+        "speed_windows": n_speed,
+    }
     try:
         from birdsong.config import TrainConfig, load_config
 
@@ -381,17 +472,24 @@ def main(argv: list[str] | None = None) -> int:
         f, labels = config.features, summary["labels"]
         res["model_under_test"] = {
             "source": f"run {run_dir}" if args.run else "demo settings, trained here",
-            "run_dir": str(run_dir), "alpha": config.alpha, "image_size": f.image_size,
-            "clip_seconds": f.clip_seconds, "sample_rate": f.sample_rate,
-            "species": len(labels), "weights": config.weights or "none"}
+            "run_dir": str(run_dir),
+            "alpha": config.alpha,
+            "image_size": f.image_size,
+            "clip_seconds": f.clip_seconds,
+            "sample_rate": f.sample_rate,
+            "species": len(labels),
+            "weights": config.weights or "none",
+        }
         res["accuracy"] = summary.get("per_recording_accuracy")
         res["train_seconds"] = summary.get("seconds")
         print("inference ...", flush=True)
         res["variants"], res["frontend"], res["default_model"] = bench_inference(
-            run_dir, config, labels, work, repeats, n_speed)
+            run_dir, config, labels, work, repeats, n_speed
+        )
         print("process ...", flush=True)
-        res["process"] = bench_process(Path(res["variants"]["none"]["path"]), work, runs,
-                                       long_seconds, f.sample_rate)
+        res["process"] = bench_process(
+            Path(res["variants"]["none"]["path"]), work, runs, long_seconds, f.sample_rate
+        )
         print("training ...", flush=True)
         res["training"] = bench_training(run_dir, config, labels, epochs)
     finally:
