@@ -252,13 +252,18 @@ def export_model(
     model: Any | None = None,
     representative: np.ndarray | None = None,
     remember: bool = True,
+    int8_recipe: str = "auto",
 ) -> Path:
     """Export a run directory's model to ``output`` (``.tflite``) with metadata.
 
     Writes atomically (no half-written file under the final name), writes
     ``labels.txt`` beside it, and (``remember``) records it as this machine's latest
-    model.
-    For ``int8`` the calibration windows default to 200 training windows of the run.
+    model. For ``int8`` the calibration windows default to 200 training windows of the
+    run, and ``int8_recipe="auto"`` converts every recipe of :data:`INT8_RECIPES` and
+    keeps the one whose top-1 agrees best with float32 on the run's validation windows
+    (agreement decides, not habit: which layers must stay float differs from model to
+    model). A quantized export carries its measured agreement in its metadata
+    (``settings["agreement_with_float32"]``; ``birdsong info`` shows it).
     """
     from .metadata import add_metadata
     from .registry import remember_model
@@ -266,16 +271,37 @@ def export_model(
     run_dir, output = Path(run_dir), Path(output)
     # before converting: not a folder, not a file of the run itself (e.g. its model.keras)
     check_output_file(output, inputs=[p for p in run_dir.glob("*") if p.is_file()], name="output")
+    if int8_recipe != "auto" and int8_recipe not in INT8_RECIPES:
+        raise parameter_error(
+            "int8_recipe", f"'auto' or one of {', '.join(INT8_RECIPES)}", int8_recipe
+        )
     keras_model, config, labels = _run_parts(run_dir, model)
     if quantize == "int8" and representative is None:
         representative = representative_windows(run_dir, config, seed=config.seed)
-    flat = convert(keras_model, quantize=quantize, representative=representative)
+    recipes = (
+        (list(INT8_RECIPES) if int8_recipe == "auto" else [int8_recipe])
+        if quantize == "int8"
+        else [DEFAULT_INT8_RECIPE]
+    )
+    flats = {
+        r: convert(keras_model, quantize=quantize, representative=representative, int8_recipe=r)
+        for r in recipes
+    }
+    agreement = (
+        _agreements(run_dir, keras_model, config, labels, flats) if quantize != "none" else {}
+    )
+    chosen = max(recipes, key=lambda r: agreement.get(r, {}).get("top1_agreement", 0.0))
+    flat = flats[chosen]
     f = config.features
     from .rundir import RunDir
 
     settings = model_settings(
         config, quantize=quantize, thresholds=RunDir(run_dir).read_thresholds()
     )
+    if quantize == "int8":
+        settings["int8_recipe"] = chosen
+    if agreement.get(chosen):
+        settings["agreement_with_float32"] = agreement[chosen]
     flat = add_metadata(
         flat,
         labels=labels,
@@ -305,6 +331,42 @@ def export_model(
             log.warning("could not record %s as the latest model: %s", output, exc)
     log.info("exported %s (%s, %.2f MB)", output, quantize, output.stat().st_size / 1e6)
     return output
+
+
+def _scores_of(flat: bytes, windows: np.ndarray, labels: list[str], sample_rate: int) -> np.ndarray:
+    import tempfile
+
+    from .inference import Classifier
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "variant.tflite"
+        path.write_bytes(flat)
+        return Classifier(path, labels=labels, sample_rate=sample_rate).predict_windows(windows)
+
+
+def _agreements(
+    run_dir: Path, keras_model, config: TrainConfig, labels: list[str], flats: dict[str, bytes]
+) -> dict[str, dict[str, float]]:
+    """Top-1 agreement of each quantized flatbuffer with the float32 conversion on up to
+    200 validation windows of the run; empty when the run has none."""
+    try:
+        windows = representative_windows(
+            run_dir, config, split="validation", limit=200, seed=config.seed + 1
+        )
+    except ModelError as exc:
+        log.warning("no validation windows to measure the quantized model against: %s", exc)
+        return {}
+    rate = config.features.sample_rate
+    ref = _scores_of(convert(keras_model), windows, labels, rate)
+    out = {}
+    for name, flat in flats.items():
+        got = _scores_of(flat, windows, labels, rate)
+        out[name] = {
+            "windows": int(len(windows)),
+            "top1_agreement": float(np.mean(ref.argmax(1) == got.argmax(1))),
+            "max_abs_difference": float(np.abs(ref - got).max()),
+        }
+    return out
 
 
 def agreement_with_float32(

@@ -335,6 +335,8 @@ SETTINGS_SCHEMA: dict[str, Any] = {
     "output": _text,
     "thresholds": _object,  # then checked by Classifier: species -> number in [0, 1]
     "quantization": _text,
+    "int8_recipe": _text,
+    "agreement_with_float32": _object,
     "birdsong_version": _text,
 }
 

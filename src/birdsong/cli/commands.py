@@ -283,9 +283,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
     inputs = [p for p in run.iterdir() if p.is_file()] if run.is_dir() else [run]
     check_output_file(args.output, inputs=inputs, name="--output")  # before converting
 
-    out = export_model(args.run, args.output, quantize=args.quantize)
+    from ..metadata import read_metadata
+
+    out = export_model(args.run, args.output, quantize=args.quantize, int8_recipe=args.int8_recipe)
+    settings = read_metadata(out).settings
+    recipe = f", recipe {settings['int8_recipe']}" if "int8_recipe" in settings else ""
     print(
-        f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {args.quantize}) and "
+        f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {args.quantize}{recipe}) and "
         f"{out.with_name('labels.txt')}"
     )
     ms = _time_model(out)
@@ -294,15 +298,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
             f"speed here: {ms:.1f} ms per window (median; speed of quantized variants "
             "depends on the device: measure on yours)"
         )
-    if args.quantize != "none" and not args.no_check:
-        from ..exporting import agreement_with_float32
-
-        check = agreement_with_float32(args.run, out)
+    check = settings.get("agreement_with_float32")
+    if check:
         print(
             f"top-1 agreement with float32 on {check['windows']} held-out windows: "
             f"{check['top1_agreement']:.1%} (largest score difference "
             f"{check['max_abs_difference']:.3f})"
         )
+        if check["top1_agreement"] < 0.99:
+            print(
+                "WARNING: under 99 % agreement: this variant changes answers; ship the "
+                "float32 or float16 export unless you have measured it on your own data"
+            )
+    elif args.quantize != "none":
+        print("no validation windows in the run: agreement with float32 not measured")
     return EXIT_OK
 
 
@@ -373,7 +382,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
         f"  input:        {info.num_samples / info.sample_rate:g} s of mono float32 audio "
         f"at {info.sample_rate} Hz ({info.num_samples} samples)"
     )
-    print(f"  output:       {len(info.labels)} species scores")
+    kind = "one sigmoid per species (multi-label)" if s.get("output") == "sigmoid" else "softmax"
+    print(f"  output:       {len(info.labels)} species scores, {kind}")
     if features:
         print(
             f"  spectrogram:  {features.get('n_mels')} mel bands "
@@ -387,7 +397,14 @@ def _cmd_info(args: argparse.Namespace) -> int:
             f"windows with activity >= {windows.get('min_activity')}"
         )
     if "quantization" in s:
-        print(f"  quantization: {s['quantization']}")
+        agree = s.get("agreement_with_float32") or {}
+        extra = (f" ({s['int8_recipe']})" if "int8_recipe" in s else "") + (
+            f", top-1 agreement with float32 {agree['top1_agreement']:.1%} on "
+            f"{agree['windows']} held-out windows"
+            if "top1_agreement" in agree
+            else ""
+        )
+        print(f"  quantization: {s['quantization']}{extra}")
     if s.get("birdsong_version"):
         print(f"  made by:      birdsong {s['birdsong_version']}")
     thresholds = s.get("thresholds")

@@ -268,7 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="e.g. birds.tflite")
     p.add_argument("--quantize", default="none", choices=["none", "float16", "dynamic", "int8"])
     p.add_argument(
-        "--no-check", action="store_true", help="skip comparing a quantized variant with float32"
+        "--int8-recipe",
+        default="auto",
+        choices=["auto", "frontend-float", "ends-float", "debugger"],
+        help="int8: which layers stay float32 (default auto: every recipe is converted and "
+        "the one agreeing best with float32 on validation windows is kept)",
     )
     p.set_defaults(func=_cmd_export)
 
