@@ -30,13 +30,44 @@ from .dataset import DatasetIndex, index_dataset
 from .errors import AudioError, ModelError
 from .metrics import classification_metrics, is_collapsed
 from .pipeline import SkipLog
-from .rules import recording_scores, scan_recording
+from .rules import ScannedRecording, recording_scores, scan_recording
 
 __all__ = ["evaluate", "evaluate_index", "write_report"]
 
 log = logging.getLogger(__name__)
 
 Scorer = Callable[[np.ndarray], np.ndarray]
+
+
+def _scans(
+    recordings,
+    scorer: Scorer,
+    features: FeatureConfig,
+    rules: WindowRules,
+    batch_size: int,
+    *,
+    desc: str,
+    progress: bool,
+):
+    """Each recording with its scan, or with the error that made it unreadable."""
+    from tqdm.auto import tqdm
+
+    for rec in tqdm(
+        recordings, desc=desc, unit="file", disable=not progress, file=sys.stderr, leave=False
+    ):
+        try:
+            yield (
+                rec,
+                scan_recording(
+                    rec.path,
+                    scorer,
+                    features=features,
+                    hop_seconds=rules.hop_seconds,
+                    batch_windows=batch_size,
+                ),
+            )
+        except (AudioError, OSError) as exc:
+            yield rec, exc
 
 
 def evaluate_index(
@@ -60,7 +91,6 @@ def evaluate_index(
     included (every species absent). The report says ``collapsed: true`` when the model
     gives the same output for every window (it has learnt nothing).
     """
-    from tqdm.auto import tqdm
 
     from .dataset import target_vectors
     from .soundscape_metrics import soundscape_metrics
@@ -70,24 +100,11 @@ def evaluate_index(
     rules = rules.for_clip(features.clip_seconds)
     window_scores, window_true, rec_scores, rec_true, per_recording = [], [], [], [], []
     all_scores, all_targets = [], []
-    for rec in tqdm(
-        index.recordings,
-        desc="evaluating",
-        unit="file",
-        disable=not progress,
-        file=sys.stderr,
-        leave=False,
+    for rec, scan in _scans(
+        index.recordings, scorer, features, rules, batch_size, desc="evaluating", progress=progress
     ):
-        try:
-            scan = scan_recording(
-                rec.path,
-                scorer,
-                features=features,
-                hop_seconds=rules.hop_seconds,
-                batch_windows=batch_size,
-            )
-        except (AudioError, OSError) as exc:
-            skips.add(str(rec.path), str(exc))
+        if not isinstance(scan, ScannedRecording):
+            skips.add(str(rec.path), str(scan))
             continue
         if rec.strong:  # an annotation table: species per window, several at once
             from .annotation_index import window_labels
@@ -172,7 +189,6 @@ def evaluate_soundscapes(
     ``min_overlap``; precision, recall and F1 per species. Windows of partly annotated
     recordings count only where a selection says what is there.
     """
-    from tqdm.auto import tqdm
 
     from .annotation_index import recording_targets
     from .annotations import Annotation
@@ -183,24 +199,11 @@ def evaluate_soundscapes(
     labels = list(labels)
     all_targets, all_scores, detections, selections = [], [], [], []
     skipped = [{"path": getattr(s, "path", str(s)), "reason": s.reason} for s in index.skipped]
-    for rec in tqdm(
-        index.recordings,
-        desc="soundscapes",
-        unit="file",
-        disable=not progress,
-        file=sys.stderr,
-        leave=False,
+    for rec, scan in _scans(
+        index.recordings, scorer, features, rules, batch_size, desc="soundscapes", progress=progress
     ):
-        try:
-            scan = scan_recording(
-                rec.path,
-                scorer,
-                features=features,
-                hop_seconds=rules.hop_seconds,
-                batch_windows=batch_size,
-            )
-        except (AudioError, OSError) as exc:
-            skipped.append({"path": str(rec.path), "reason": str(exc)})
+        if not isinstance(scan, ScannedRecording):
+            skipped.append({"path": str(rec.path), "reason": str(scan)})
             continue
         targets, known = recording_targets(
             rec,
