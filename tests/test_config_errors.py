@@ -87,3 +87,24 @@ def test_derived_sizes():
     assert c.num_samples == 96000
     assert c.hop_length == 400
     assert c.num_frames == 1 + (96000 - 1024) // 400
+
+
+def test_schedule_follows_the_weights_and_the_cli():
+    """Pretrained: the head trains on cached features until its validation loss stalls
+    for ``frozen_patience`` epochs (at most 100); fine-tuning has its own patience. The
+    CLI's ``--frozen-patience`` reaches the config; a value given is never replaced."""
+    from birdsong.cli import build_parser
+    from birdsong.cli.commands import _train_config
+
+    pre = TrainConfig()
+    assert (pre.epochs_frozen, pre.frozen_patience, pre.patience) == (100, 10, 3)
+    scratch = TrainConfig(weights=None)
+    assert scratch.epochs_frozen == 0 and scratch.epochs_finetune == 60
+    assert TrainConfig(frozen_patience=4).frozen_patience == 4
+    with pytest.raises(errors.InvalidParameterError, match="'frozen_patience'"):
+        TrainConfig(frozen_patience=-1)
+    args = build_parser().parse_args(["train", "data", "-o", "run", "--frozen-patience", "7"])
+    cfg = _train_config(args)
+    assert (cfg.frozen_patience, cfg.patience) == (7, 3)
+    args = build_parser().parse_args(["train", "data", "-o", "run", "--weights", "none"])
+    assert _train_config(args).frozen_patience == 10

@@ -264,3 +264,40 @@ def test_spec_augment_masks_only_in_training():
     y = np.asarray(layer(x, training=True))
     changed = (y != x).mean()
     assert 0.0 < changed < 0.7
+
+
+def test_band_limit_augmentation_empties_the_top_band():
+    """Band-edge augmentation: a window low-passed at the drawn cutoff has no energy
+    above it (as a 22.05 kHz recording has none above 11 kHz); with probability 0 the
+    window is untouched."""
+    from birdsong.config import AugmentConfig
+    from birdsong.pipeline import _augment_fn
+
+    f = FeatureConfig()
+    x = tf.constant(_noise(f.num_samples, amp=0.3))
+    y, w = tf.constant([1.0, 0.0]), tf.constant(1.0)
+    quiet = dict(time_shift_seconds=0.0, gain_db=0.0, noise_probability=0.0)
+    always = _augment_fn(
+        AugmentConfig(**quiet, band_limit_probability=1.0, band_limit_hz=(8000.0, 8000.0)),
+        f,
+        seed=0,
+    )
+    out = np.asarray(always(x, y, w)[0])
+    spectrum = np.abs(np.fft.rfft(out)) ** 2
+    freqs = np.fft.rfftfreq(f.num_samples, 1 / f.sample_rate)
+    assert spectrum[freqs > 8100].sum() < 1e-6 * spectrum[freqs < 7900].sum()
+    # below the cutoff the signal is kept
+    before = np.abs(np.fft.rfft(np.asarray(x))) ** 2
+    np.testing.assert_allclose(spectrum[freqs < 7900], before[freqs < 7900], rtol=1e-3)
+    never = _augment_fn(AugmentConfig(**quiet, band_limit_probability=0.0), f, seed=0)
+    np.testing.assert_array_equal(np.asarray(never(x, y, w)[0]), np.asarray(x))
+
+
+def test_band_limit_setting_is_checked():
+    from birdsong.config import AugmentConfig
+    from birdsong.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="band_limit_hz"):
+        AugmentConfig(band_limit_hz=(9000.0, 4000.0))
+    with pytest.raises(InvalidParameterError, match="band_limit_probability"):
+        AugmentConfig(band_limit_probability=1.5)

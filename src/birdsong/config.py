@@ -256,7 +256,14 @@ class WindowRules:
 
 @dataclass(frozen=True, kw_only=True)
 class AugmentConfig:
-    """Training-time augmentation; each part can be switched off with 0."""
+    """Training-time augmentation; each part can be switched off with 0.
+
+    ``band_limit_probability``: the share of training windows low-passed (a brick wall,
+    as a resampler leaves it) at a cutoff drawn uniformly from ``band_limit_hz``. A
+    recording made at 22.05 kHz has nothing above 11 kHz; where one species comes mostly
+    from such recordings, a model could learn the empty band instead of the song. Seeing
+    every species with and without its top band takes that shortcut away.
+    """
 
     time_shift_seconds: float = 0.5
     gain_db: float = 6.0
@@ -267,6 +274,8 @@ class AugmentConfig:
     time_masks: int = 2
     time_mask_fraction: float = 0.1
     mixup_alpha: float = 0.0
+    band_limit_probability: float = 0.25
+    band_limit_hz: tuple[float, float] = (5000.0, 15000.0)
 
     def __post_init__(self) -> None:
         own = "AugmentConfig"
@@ -290,6 +299,19 @@ class AugmentConfig:
         for name in ("freq_mask_fraction", "time_mask_fraction"):
             _number(own, name, getattr(self, name), low=0.0, high=0.5)
         _number(own, "mixup_alpha", self.mixup_alpha, low=0.0, high=10.0)
+        _number(own, "band_limit_probability", self.band_limit_probability, low=0.0, high=1.0)
+        band = self.band_limit_hz
+        _check(
+            own,
+            "band_limit_hz",
+            band,
+            isinstance(band, (tuple, list))
+            and len(band) == 2
+            and all(isinstance(v, (int, float)) and v > 0 for v in band)
+            and band[0] <= band[1],
+            "a (low, high) pair of frequencies in Hz with 0 < low <= high",
+        )
+        object.__setattr__(self, "band_limit_hz", (float(band[0]), float(band[1])))
 
     @classmethod
     def off(cls) -> AugmentConfig:
@@ -301,6 +323,7 @@ class AugmentConfig:
             freq_masks=0,
             time_masks=0,
             mixup_alpha=0.0,
+            band_limit_probability=0.0,
         )
 
 
@@ -317,10 +340,13 @@ class TrainConfig:
     everywhere; "no bird" folders (``_Background``) are then no class but recordings in
     which every species is absent. Otherwise one softmax over the classes.
 
-    The schedule fields left at ``None`` (``epochs_frozen``, ``epochs_finetune``,
-    ``finetune_learning_rate``, ``patience``) are filled in to fit the weights: with a
-    pretrained backbone 10 head epochs on cached features, then 10 fine-tuning epochs at
-    1e-5, patience 3; from scratch (``weights=None``) there is nothing worth freezing, so
+    The schedule fields left at ``None`` (``epochs_frozen``, ``frozen_patience``,
+    ``epochs_finetune``, ``finetune_learning_rate``, ``patience``) are filled in to fit
+    the weights: with a pretrained backbone the head trains on cached features until its
+    validation loss has not improved for 10 epochs (at most 100; an epoch there costs
+    milliseconds, and a head stopped at 10 epochs was measurably under-trained, see
+    ``benchmarks/README.md``), then up to 10 fine-tuning epochs at 1e-5, patience 3; from
+    scratch (``weights=None``) there is nothing worth freezing, so
     no frozen phase and up to 60 epochs of the whole network at 2e-3, patience 12 (the
     schedule that learns on the demo data). The saved ``config.json`` holds the values
     used.
@@ -340,6 +366,7 @@ class TrainConfig:
     dropout: float = 0.2
     # training
     epochs_frozen: int | None = None
+    frozen_patience: int | None = None
     epochs_finetune: int | None = None
     batch_size: int = 32
     learning_rate: float = 1e-3
@@ -415,6 +442,7 @@ class TrainConfig:
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
         _number(own, "epochs_frozen", self.epochs_frozen, low=0, integer=True)
+        _number(own, "frozen_patience", self.frozen_patience, low=0, integer=True)
         _number(own, "epochs_finetune", self.epochs_finetune, low=0, integer=True)
         _number(own, "batch_size", self.batch_size, low=1, high=4096, integer=True)
         _number(own, "learning_rate", self.learning_rate, low=0.0, low_open=True, high=1.0)
@@ -453,13 +481,15 @@ def _schedule(pretrained: bool) -> dict[str, Any]:
     """The schedule that fits the weights (see :class:`TrainConfig`)."""
     if pretrained:
         return {
-            "epochs_frozen": 10,
+            "epochs_frozen": 100,
+            "frozen_patience": 10,
             "epochs_finetune": 10,
             "finetune_learning_rate": 1e-5,
             "patience": 3,
         }
     return {
         "epochs_frozen": 0,
+        "frozen_patience": 10,
         "epochs_finetune": 60,
         "finetune_learning_rate": 2e-3,
         "patience": 12,

@@ -164,6 +164,15 @@ def _augment_fn(aug: AugmentConfig, features: FeatureConfig, seed: int):
             noise = tf.random.normal([n]) * rms / tf.pow(10.0, snr / 20.0)
             use = tf.cast(tf.random.uniform([]) < aug.noise_probability, tf.float32)
             x = x + use * noise
+        if aug.band_limit_probability > 0:
+            cutoff = tf.random.uniform([], *aug.band_limit_hz)
+            spectrum = tf.signal.rfft(x)
+            keep = tf.cast(
+                tf.linspace(0.0, features.sample_rate / 2, n // 2 + 1) <= cutoff, tf.complex64
+            )
+            limited = tf.signal.irfft(spectrum * keep, fft_length=[n])
+            use = tf.random.uniform([]) < aug.band_limit_probability
+            x = tf.where(use, limited, x)
         return x, y, w
 
     return augment

@@ -560,12 +560,12 @@ def _train(
                 validation_data=(xva, yva) if has_val else None,
                 epochs=config.epochs_frozen,
                 initial_epoch=_restore_backup(
-                    run, head, state, epochs=config.epochs_frozen, patience=config.patience
+                    run, head, state, epochs=config.epochs_frozen, patience=config.frozen_patience
                 ),
                 verbose=0,
                 shuffle=False,
                 callbacks=[
-                    _checkpoint(run, head, model, state, 1, monitor, config.patience, say),
+                    _checkpoint(run, head, model, state, 1, monitor, config.frozen_patience, say),
                     _progress_bar(1, config.epochs_frozen, say.progress),
                 ],
             )

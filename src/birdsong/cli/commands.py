@@ -95,6 +95,7 @@ def _train_config(args: argparse.Namespace):
         "alpha",
         "weights",
         "epochs_frozen",
+        "frozen_patience",
         "epochs_finetune",
         "batch_size",
         "seed",
@@ -112,7 +113,13 @@ def _train_config(args: argparse.Namespace):
             data[key] = value
     if args.weights is not None and not args.config:
         # a schedule left to the defaults follows the weights (see TrainConfig)
-        for key in ("epochs_frozen", "epochs_finetune", "finetune_learning_rate", "patience"):
+        for key in (
+            "epochs_frozen",
+            "frozen_patience",
+            "epochs_finetune",
+            "finetune_learning_rate",
+            "patience",
+        ):
             if getattr(args, key) is None:
                 data[key] = None
     if args.multi_label:

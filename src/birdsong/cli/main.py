@@ -186,7 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--alpha", type=float, help=f"MobileNetV2 width (0.35 ... 1.4; default {d.alpha:g})"
     )
     p.add_argument(
-        "--epochs-frozen", type=int, help="phase 1 epochs (default: 10 pretrained, 0 from scratch)"
+        "--epochs-frozen",
+        type=int,
+        help="most phase-1 epochs (default: 100 pretrained, 0 from scratch)",
     )
     p.add_argument(
         "--epochs-finetune",
@@ -226,7 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
         "xeno-canto recording)",
     )
     _hop_option(p, "of the windows learnt from and aggregated; default half a window")
-    p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
+    p.add_argument("--patience", type=int, help="early-stopping patience of fine-tuning, in epochs")
+    p.add_argument(
+        "--frozen-patience",
+        type=int,
+        help="early-stopping patience of the frozen-backbone phase (cheap cached epochs)",
+    )
     p.add_argument("--label-smoothing", type=float, help="default 0")
     p.add_argument("--no-augment", action="store_true", help="switch augmentation off")
     p.add_argument("--mixup", type=float, help="mixup alpha (0 = off)")
