@@ -194,7 +194,12 @@ def run_mfcc(train: Path, test: Path, seed: int, **_: object) -> dict:
     t0 = time.perf_counter()
     xtr = mfcc_features(ptr)
     pred = _logreg(xtr, ytr, mfcc_features(pte), seed)
-    return {"y_true": yte, "y_pred": pred, "train_seconds": time.perf_counter() - t0}
+    return {
+        "y_true": yte,
+        "y_pred": pred,
+        "paths": [str(p) for p in pte],
+        "train_seconds": time.perf_counter() - t0,
+    }
 
 
 def _probe_embeddings(extract, paths: list[Path], config) -> np.ndarray:
@@ -222,7 +227,12 @@ def run_probe(train: Path, test: Path, seed: int, config, **_: object) -> dict:
     xte = _probe_embeddings(extract, pte, config)
     t1 = time.perf_counter()
     pred = _logreg(xtr, ytr, xte, seed)
-    return {"y_true": yte, "y_pred": pred, "train_seconds": t_train + time.perf_counter() - t1}
+    return {
+        "y_true": yte,
+        "y_pred": pred,
+        "paths": [str(p) for p in pte],
+        "train_seconds": t_train + time.perf_counter() - t1,
+    }
 
 
 def run_birdnet(train: Path, test: Path, seed: int, birdnet_windows: int = 5, **_: object) -> dict:
@@ -265,7 +275,12 @@ def run_birdnet(train: Path, test: Path, seed: int, birdnet_windows: int = 5, **
     xte = embed(pte)
     t1 = time.perf_counter()
     pred = _logreg(xtr, ytr, xte, seed)
-    return {"y_true": yte, "y_pred": pred, "train_seconds": t_train + time.perf_counter() - t1}
+    return {
+        "y_true": yte,
+        "y_pred": pred,
+        "paths": [str(p) for p in pte],
+        "train_seconds": t_train + time.perf_counter() - t1,
+    }
 
 
 def run_recipe(train: Path, test: Path, seed: int, config, workdir: Path, **_: object) -> dict:
@@ -284,6 +299,7 @@ def run_recipe(train: Path, test: Path, seed: int, config, workdir: Path, **_: o
     return {
         "y_true": [r["label"] for r in recs],
         "y_pred": [r["predicted"] for r in recs],
+        "paths": [r["path"] for r in recs],
         "train_seconds": seconds,
         "run_dir": str(run_dir),
         "library_per_recording": {
@@ -325,6 +341,44 @@ def summarise(results: dict[str, dict], labels: list[str]) -> None:
             f"{s['macro_f1_sd']:.3f}   [{ci['macro_f1'][0]:.3f}, {ci['macro_f1'][1]:.3f}] "
             f"{s['train_seconds_mean']:8.0f}"
         )
+
+
+def breakdown(path: str) -> int:
+    """Top-1 per method by field condition (SNR band, distractors, reverb) of the test
+    recordings, from a result file of the synthetic set and its ``field_conditions.csv``."""
+    import csv
+
+    data = json.loads(Path(path).read_text())
+    bins = {
+        "SNR < 5 dB": lambda c: float(c["snr_db"]) < 5,
+        "SNR 5-12 dB": lambda c: 5 <= float(c["snr_db"]) < 12,
+        "SNR >= 12 dB": lambda c: float(c["snr_db"]) >= 12,
+        "distractor species": lambda c: bool(c["distractors"]),
+        "no distractor": lambda c: not c["distractors"],
+        "RT60 >= 0.4 s": lambda c: float(c["rt60_seconds"]) >= 0.4,
+    }
+    table: dict[str, dict[str, list[bool]]] = {}
+    for method, res in data["methods"].items():
+        for run in res["runs"]:
+            test = Path(data["data"][str(run["seed"])]["test"])
+            rows = {}
+            with open(test.parent / "all" / "field_conditions.csv", newline="") as fh:
+                for row in csv.DictReader(fh):
+                    rows[Path(row["path"]).name] = row
+            paths = run.get("paths") or [str(p) for p in _files(test)[0]]
+            for p, t, q in zip(paths, run["y_true"], run["y_pred"], strict=True):
+                cond = rows[Path(p).name]
+                if cond["species"] != t:
+                    raise RuntimeError(f"{path}: {p} is {cond['species']}, result says {t}")
+                for name, test_fn in bins.items():
+                    if test_fn(cond):
+                        table.setdefault(method, {}).setdefault(name, []).append(t == q)
+    print(f"{'condition':20s} {'n':>4s} " + " ".join(f"{m:>8s}" for m in table))
+    for name in bins:
+        n = len(next(iter(table.values()))[name])
+        cells = " ".join(f"{np.mean(table[m][name]):8.3f}" for m in table)
+        print(f"{name:20s} {n:4d} {cells}")
+    return 0
 
 
 def merge(paths: list[str], out: str | None) -> int:
@@ -397,7 +451,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="JSON",
         help="only pool the runs of these result files and summarise (to --out)",
     )
+    ap.add_argument(
+        "--breakdown",
+        metavar="JSON",
+        help="only print top-1 by field condition (SNR, distractors, reverb) of a result file",
+    )
     args = ap.parse_args(argv)
+    if args.breakdown:
+        return breakdown(args.breakdown)
     if args.merge:
         return merge(args.merge, args.out)
     if args.quick:

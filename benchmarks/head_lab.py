@@ -71,7 +71,9 @@ def _per_recording(prob: np.ndarray, rid: np.ndarray, y: np.ndarray) -> tuple[li
     return true, pred
 
 
-def _keras_head(d, *, epochs, lr, dropout, l2, normalise, smoothing, patience, seed, wd=0.0):
+def _keras_head(
+    d, *, epochs, lr, dropout, l2, normalise, smoothing, patience, seed, wd=0.0, monitor="val_loss"
+):
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -89,7 +91,11 @@ def _keras_head(d, *, epochs, lr, dropout, l2, normalise, smoothing, patience, s
     )(h)
     m = keras.Model(inp, out)
     opt = keras.optimizers.AdamW(lr, weight_decay=wd) if wd else keras.optimizers.Adam(lr)
-    m.compile(opt, keras.losses.CategoricalCrossentropy(label_smoothing=smoothing))
+    m.compile(
+        opt,
+        keras.losses.CategoricalCrossentropy(label_smoothing=smoothing),
+        metrics=["accuracy"],
+    )
     cb = []
     if patience:
         cb = [
@@ -178,6 +184,25 @@ HEADS = {
     ),
     "norm + l2 1e-3 + smoothing 0.1": dict(
         epochs=200, lr=1e-3, dropout=0.2, l2=1e-3, normalise=True, smoothing=0.1, patience=10
+    ),
+    "fixed 100 epochs, no early stopping": dict(
+        epochs=100, lr=1e-3, dropout=0.2, l2=0, normalise=False, smoothing=0, patience=0
+    ),
+    "norm + l2 1e-4, fixed 100 epochs": dict(
+        epochs=100, lr=1e-3, dropout=0.0, l2=1e-4, normalise=True, smoothing=0, patience=0
+    ),
+    "converged on val_accuracy (patience 10)": dict(
+        epochs=200,
+        lr=1e-3,
+        dropout=0.2,
+        l2=0,
+        normalise=False,
+        smoothing=0,
+        patience=10,
+        monitor="val_accuracy",
+    ),
+    "patience 20 on val_loss": dict(
+        epochs=200, lr=1e-3, dropout=0.2, l2=0, normalise=False, smoothing=0, patience=20
     ),
 }
 
