@@ -97,7 +97,8 @@ def test_schedule_follows_the_weights_and_the_cli():
     from birdsong.cli.commands import _train_config
 
     pre = TrainConfig()
-    assert (pre.epochs_frozen, pre.frozen_patience, pre.patience) == (100, 10, 3)
+    assert (pre.epochs_frozen, pre.frozen_patience, pre.patience) == (100, 10, 4)
+    assert (pre.epochs_finetune, pre.finetune_learning_rate) == (15, 1e-4)
     scratch = TrainConfig(weights=None)
     assert scratch.epochs_frozen == 0 and scratch.epochs_finetune == 60
     assert TrainConfig(frozen_patience=4).frozen_patience == 4
@@ -105,6 +106,6 @@ def test_schedule_follows_the_weights_and_the_cli():
         TrainConfig(frozen_patience=-1)
     args = build_parser().parse_args(["train", "data", "-o", "run", "--frozen-patience", "7"])
     cfg = _train_config(args)
-    assert (cfg.frozen_patience, cfg.patience) == (7, 3)
+    assert (cfg.frozen_patience, cfg.patience) == (7, 4)
     args = build_parser().parse_args(["train", "data", "-o", "run", "--weights", "none"])
     assert _train_config(args).frozen_patience == 10

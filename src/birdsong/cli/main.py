@@ -193,14 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--epochs-finetune",
         type=int,
-        help="phase 2 epochs (default: 10 pretrained, 60 from scratch)",
+        help="most phase 2 epochs (default: 15 pretrained, 60 from scratch)",
     )
     p.add_argument("--fine-tune-from", help="first backbone layer to unfreeze (default auto)")
     p.add_argument("--learning-rate", type=float, help=f"phase 1 (default {d.learning_rate:g})")
     p.add_argument(
         "--finetune-learning-rate",
         type=float,
-        help="phase 2 (default: 1e-5 pretrained, 2e-3 from scratch)",
+        help="phase 2 (default: 1e-4 pretrained, 2e-3 from scratch)",
     )
     p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
     p.add_argument("--validation-fraction", type=float, help=f"default {d.validation_fraction:g}")
