@@ -382,19 +382,30 @@ def breakdown(path: str) -> int:
 
 
 def merge(paths: list[str], out: str | None) -> int:
-    """Pool the runs of several result files (e.g. seeds run separately) and summarise."""
+    """Pool the runs of several result files (e.g. seeds run separately) and summarise.
+
+    ``FILE:m1,m2`` takes only those methods from a file (e.g. the baselines of one run
+    and the recipe of another made on the same seeds)."""
     results: dict[str, dict] = {}
     labels: set[str] = set()
-    for p in paths:
+    data_info: dict = {}
+    for spec in paths:
+        p, _, only = spec.partition(":")
         data = json.loads(Path(p).read_text())
+        data_info.update(data.get("data", {}))
         for method, res in data["methods"].items():
+            if only and method not in only.split(","):
+                continue
             results.setdefault(method, {"runs": []})["runs"].extend(res["runs"])
             for r in res["runs"]:
                 labels |= set(r["y_true"])
     summarise(results, sorted(labels))
     if out:
         Path(out).write_text(
-            json.dumps({"merged_from": paths, "methods": results}, indent=1) + "\n"
+            json.dumps(
+                {"merged_from": paths, "data": data_info, "methods": results}, indent=1
+            )
+            + "\n"
         )
         print(f"wrote {out}")
     return 0

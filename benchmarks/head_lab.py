@@ -15,13 +15,12 @@ features, so the comparison is exact.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
 
 import numpy as np
-from accuracy import CACHE, HERE, WEIGHTS, scores, synthetic_set
+from accuracy import CACHE, WEIGHTS, scores, synthetic_set
 
 
 def _features(seed: int, image_size: int, max_windows: int) -> dict:
@@ -249,7 +248,6 @@ def main() -> int:
         )
     if args.out:
         Path(args.out).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
-    _ = (HERE, dataclasses)
     return 0
 
 
