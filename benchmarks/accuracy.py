@@ -402,9 +402,7 @@ def merge(paths: list[str], out: str | None) -> int:
     summarise(results, sorted(labels))
     if out:
         Path(out).write_text(
-            json.dumps(
-                {"merged_from": paths, "data": data_info, "methods": results}, indent=1
-            )
+            json.dumps({"merged_from": paths, "data": data_info, "methods": results}, indent=1)
             + "\n"
         )
         print(f"wrote {out}")
