@@ -60,6 +60,11 @@ def _link_tree(files: list[Path], src_root: Path, dst_root: Path) -> None:
             shutil.copy2(f, dst)
 
 
+def bird(path: Path) -> int:
+    """The bird number in a synthetic file name (``Species_ind07_rec02.wav`` -> 7)."""
+    return int(path.stem.split("_ind")[1].split("_")[0])
+
+
 def synthetic_set(
     seed: int, *, species: int, individuals: int, recordings: int, test_individuals: int
 ) -> tuple[Path, Path]:
@@ -82,7 +87,7 @@ def synthetic_set(
     )
     files = sorted(p for p in (base / "all").rglob("*") if p.is_file() and p.parent != base / "all")
     cut = individuals - test_individuals
-    held = [f for f in files if int(f.stem.split("_ind")[1].split("_")[0]) > cut]
+    held = [f for f in files if bird(f) > cut]
     _link_tree([f for f in files if f not in held], base / "all", train)
     _link_tree(held, base / "all", test)
     (base / "done").write_text("ok\n")
@@ -102,9 +107,9 @@ def few_recordings(train: Path, per_species: int, seed: int) -> Path:
     rng = random.Random(seed)
     chosen: list[Path] = []
     for species in sorted(p for p in train.iterdir() if p.is_dir()):
-        by_bird: dict[str, list[Path]] = {}
+        by_bird: dict[int, list[Path]] = {}
         for f in sorted(p for p in species.iterdir() if p.is_file()):
-            by_bird.setdefault(f.stem.split("_ind")[1].split("_")[0], []).append(f)
+            by_bird.setdefault(bird(f), []).append(f)
         birds = sorted(by_bird)
         rng.shuffle(birds)
         for files in by_bird.values():

@@ -62,11 +62,15 @@ def _features(seed: int, image_size: int, max_windows: int) -> dict:
 
 
 def _per_recording(prob: np.ndarray, rid: np.ndarray, y: np.ndarray) -> tuple[list, list]:
+    """Each recording's label by the library's own rule (``rules.aggregate``)."""
+    from birdsong.config import WindowRules
+    from birdsong.rules import aggregate
+
     true, pred = [], []
     for r in np.unique(rid):
         m = rid == r
         true.append(int(y[m][0].argmax()))
-        pred.append(int(prob[m].mean(0).argmax()))
+        pred.append(int(aggregate(prob[m], WindowRules()).argmax()))
     return true, pred
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "AGGREGATIONS",
     "AugmentConfig",
     "BACKGROUND_LABELS",
+    "SCHEDULE_FIELDS",
     "FeatureConfig",
     "TrainConfig",
     "WindowRules",
@@ -254,6 +255,22 @@ class WindowRules:
         return dataclasses.replace(self, hop_seconds=round(clip_seconds / 2, 6))
 
 
+def _range(owner, name: str, unit: str, *, positive: bool = False) -> None:
+    """Check a ``(low, high)`` field of a frozen config and store it as two floats."""
+    pair = getattr(owner, name)
+    _check(
+        type(owner).__name__,
+        name,
+        pair,
+        isinstance(pair, (tuple, list))
+        and len(pair) == 2
+        and all(isinstance(v, (int, float)) and (v > 0 or not positive) for v in pair)
+        and pair[0] <= pair[1],
+        f"a (low, high) pair of {unit} with {'0 < ' if positive else ''}low <= high",
+    )
+    object.__setattr__(owner, name, (float(pair[0]), float(pair[1])))
+
+
 @dataclass(frozen=True, kw_only=True)
 class AugmentConfig:
     """Training-time augmentation; each part can be switched off with 0.
@@ -282,36 +299,14 @@ class AugmentConfig:
         _number(own, "time_shift_seconds", self.time_shift_seconds, low=0.0)
         _number(own, "gain_db", self.gain_db, low=0.0, high=40.0)
         _number(own, "noise_probability", self.noise_probability, low=0.0, high=1.0)
-        snr = self.noise_snr_db
-        _check(
-            own,
-            "noise_snr_db",
-            snr,
-            isinstance(snr, (tuple, list))
-            and len(snr) == 2
-            and all(isinstance(v, (int, float)) for v in snr)
-            and snr[0] <= snr[1],
-            "a (low, high) pair of dB values with low <= high",
-        )
-        object.__setattr__(self, "noise_snr_db", (float(snr[0]), float(snr[1])))
+        _range(self, "noise_snr_db", "dB values")
         for name in ("freq_masks", "time_masks"):
             _number(own, name, getattr(self, name), low=0, high=10, integer=True)
         for name in ("freq_mask_fraction", "time_mask_fraction"):
             _number(own, name, getattr(self, name), low=0.0, high=0.5)
         _number(own, "mixup_alpha", self.mixup_alpha, low=0.0, high=10.0)
         _number(own, "band_limit_probability", self.band_limit_probability, low=0.0, high=1.0)
-        band = self.band_limit_hz
-        _check(
-            own,
-            "band_limit_hz",
-            band,
-            isinstance(band, (tuple, list))
-            and len(band) == 2
-            and all(isinstance(v, (int, float)) and v > 0 for v in band)
-            and band[0] <= band[1],
-            "a (low, high) pair of frequencies in Hz with 0 < low <= high",
-        )
-        object.__setattr__(self, "band_limit_hz", (float(band[0]), float(band[1])))
+        _range(self, "band_limit_hz", "frequencies in Hz", positive=True)
 
     @classmethod
     def off(cls) -> AugmentConfig:
@@ -496,6 +491,9 @@ def _schedule(pretrained: bool) -> dict[str, Any]:
         "patience": 12,
     }
 
+
+#: The TrainConfig fields that follow the weights when left at ``None``.
+SCHEDULE_FIELDS = tuple(_schedule(True))
 
 _NESTED: dict[str, type] = {
     "features": FeatureConfig,

@@ -73,7 +73,15 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def _train_config(args: argparse.Namespace):
-    from ..config import AugmentConfig, FeatureConfig, TrainConfig, from_dict, load_config, to_dict
+    from ..config import (
+        SCHEDULE_FIELDS,
+        AugmentConfig,
+        FeatureConfig,
+        TrainConfig,
+        from_dict,
+        load_config,
+        to_dict,
+    )
 
     base = load_config(TrainConfig, args.config) if args.config else TrainConfig()
     data = to_dict(base)
@@ -113,13 +121,7 @@ def _train_config(args: argparse.Namespace):
             data[key] = value
     if args.weights is not None and not args.config:
         # a schedule left to the defaults follows the weights (see TrainConfig)
-        for key in (
-            "epochs_frozen",
-            "frozen_patience",
-            "epochs_finetune",
-            "finetune_learning_rate",
-            "patience",
-        ):
+        for key in SCHEDULE_FIELDS:
             if getattr(args, key) is None:
                 data[key] = None
     if args.multi_label:

@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--epochs-finetune",
         type=int,
-        help="most phase 2 epochs (default: 15 pretrained, 60 from scratch)",
+        help="most phase-2 epochs (default: 15 pretrained, 60 from scratch)",
     )
     p.add_argument("--fine-tune-from", help="first backbone layer to unfreeze (default auto)")
     p.add_argument("--learning-rate", type=float, help=f"phase 1 (default {d.learning_rate:g})")
