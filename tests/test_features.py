@@ -301,3 +301,22 @@ def test_band_limit_setting_is_checked():
         AugmentConfig(band_limit_hz=(9000.0, 4000.0))
     with pytest.raises(InvalidParameterError, match="band_limit_probability"):
         AugmentConfig(band_limit_probability=1.5)
+
+
+def test_band_limit_cutoff_stays_inside_the_spectrogram():
+    """A model whose spectrogram stops at 6 kHz gets cutoffs at or under 6 kHz, not the
+    default 5-15 kHz draw (most of which would change nothing it sees)."""
+    from birdsong.config import AugmentConfig
+    from birdsong.pipeline import _augment_fn
+
+    f = FeatureConfig(fmax=6000.0)
+    x = tf.constant(_noise(f.num_samples, amp=0.3))
+    y, w = tf.constant([1.0, 0.0]), tf.constant(1.0)
+    aug = AugmentConfig(
+        time_shift_seconds=0.0, gain_db=0.0, noise_probability=0.0, band_limit_probability=1.0
+    )
+    freqs = np.fft.rfftfreq(f.num_samples, 1 / f.sample_rate)
+    fn = _augment_fn(aug, f, seed=0)
+    for _ in range(5):
+        spectrum = np.abs(np.fft.rfft(np.asarray(fn(x, y, w)[0]))) ** 2
+        assert spectrum[freqs > 6100].sum() < 1e-6 * spectrum[freqs < 4900].sum()

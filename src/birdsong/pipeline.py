@@ -165,7 +165,9 @@ def _augment_fn(aug: AugmentConfig, features: FeatureConfig, seed: int):
             use = tf.cast(tf.random.uniform([]) < aug.noise_probability, tf.float32)
             x = x + use * noise
         if aug.band_limit_probability > 0:
-            cutoff = tf.random.uniform([], *aug.band_limit_hz)
+            # a cutoff above the spectrogram's top edge would change nothing the model sees
+            high = min(aug.band_limit_hz[1], features.fmax)
+            cutoff = tf.random.uniform([], min(aug.band_limit_hz[0], high), high)
             spectrum = tf.signal.rfft(x)
             keep = tf.cast(
                 tf.linspace(0.0, features.sample_rate / 2, n // 2 + 1) <= cutoff, tf.complex64
