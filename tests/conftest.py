@@ -56,6 +56,7 @@ def tiny_config(**changes):
         fine_tune_from="block_16_expand",
         finetune_learning_rate=1e-3,
         seed=0,
+        validation_min_groups=2,  # the tiny datasets have 2-3 birds and are validated
     )
     base.update(changes)
     return TrainConfig(**base)

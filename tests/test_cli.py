@@ -215,6 +215,8 @@ def test_train_from_the_command_line_on_a_fresh_home(tmp_path):
         run,
         "--weights",
         "none",
+        "--validation-min-groups",
+        "2",
         "--alpha",
         "0.35",
         "--image-size",

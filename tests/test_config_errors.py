@@ -109,3 +109,15 @@ def test_schedule_follows_the_weights_and_the_cli():
     assert (cfg.frozen_patience, cfg.patience) == (7, 4)
     args = build_parser().parse_args(["train", "data", "-o", "run", "--weights", "none"])
     assert _train_config(args).frozen_patience == 10
+
+
+def test_validation_min_groups_is_checked_and_reaches_the_config():
+    from birdsong.cli import build_parser
+    from birdsong.cli.commands import _train_config
+
+    assert TrainConfig().validation_min_groups == 4
+    for bad in (1, 2.5, True):
+        with pytest.raises(errors.InvalidParameterError, match="'validation_min_groups'"):
+            TrainConfig(validation_min_groups=bad)
+    args = build_parser().parse_args(["train", "data", "-o", "run", "--validation-min-groups", "2"])
+    assert _train_config(args).validation_min_groups == 2

@@ -46,6 +46,25 @@ def test_split_without_individuals_groups_by_recording(tmp_path):
     assert len(val.recordings) == 2 and len(train.recordings) == 8
 
 
+def test_species_with_few_birds_train_on_all_of_them(tmp_path, caplog):
+    """``min_groups``: a species with fewer birds than that keeps all of them for
+    training (logged); the others are still validated; below 2 is refused."""
+    from birdsong.errors import InvalidParameterError
+
+    root = write_tone_dataset(tmp_path / "d", species=("high", "low"), individuals=3)
+    write_tone_dataset(root, species=("mid",), individuals=5)
+    idx = index_dataset(root)
+    train, val = split_recordings(idx, validation_fraction=0.2, seed=0, min_groups=4)
+    assert {r.label for r in val.recordings} == {"mid"}
+    assert len(train.recordings) + len(val.recordings) == len(idx.recordings)
+    assert "species high has 3 group(s)" in caplog.text and "fewer than 4" in caplog.text
+    # the old rule (only a single bird stays in training) is min_groups=2
+    _, val2 = split_recordings(idx, validation_fraction=0.2, seed=0, min_groups=2)
+    assert {r.label for r in val2.recordings} == {"high", "low", "mid"}
+    with pytest.raises(InvalidParameterError, match="min_groups"):
+        split_recordings(idx, min_groups=1)
+
+
 def test_bad_files_are_skipped_and_reported(tmp_path):
     root = write_tone_dataset(tmp_path / "d")
     (root / "high" / "broken.wav").write_bytes(b"RIFF....garbage")

@@ -320,3 +320,57 @@ def test_band_limit_cutoff_stays_inside_the_spectrogram():
     for _ in range(5):
         spectrum = np.abs(np.fft.rfft(np.asarray(fn(x, y, w)[0]))) ** 2
         assert spectrum[freqs > 6100].sum() < 1e-6 * spectrum[freqs < 4900].sum()
+
+
+def _tones(n, sample_rate, freqs, amps):
+    t = np.arange(n) / sample_rate
+    return np.stack([a * np.sin(2 * np.pi * f0 * t) for f0, a in zip(freqs, amps)]).astype(
+        np.float32
+    )
+
+
+def test_overlay_mixes_a_quieter_window_and_keeps_the_label():
+    """Overlay augmentation: each window gains another window of the batch at the drawn
+    level under it (by RMS) and keeps its own one-hot label; a multi-label target gains
+    the other window's species; with probability 0 nothing changes."""
+    from birdsong.config import AugmentConfig
+    from birdsong.pipeline import _overlay_fn
+
+    f = FeatureConfig()
+    x = tf.constant(_tones(f.num_samples, f.sample_rate, [1000.0, 3000.0], [0.5, 0.05]))
+    y = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+    w = tf.constant([1.0, 1.0])
+    aug = AugmentConfig(overlay_probability=1.0, overlay_db=(10.0, 10.0))
+    tf.random.set_seed(0)
+    freqs = np.fft.rfftfreq(f.num_samples, 1 / f.sample_rate)
+    checked = 0
+    for _ in range(10):
+        out, out_y, out_w = (np.asarray(v) for v in _overlay_fn(aug, multi_label=False)(x, y, w))
+        np.testing.assert_array_equal(out_y, np.asarray(y))
+        np.testing.assert_array_equal(out_w, np.asarray(w))
+        for row, own, other in ((0, 1000.0, 3000.0), (1, 3000.0, 1000.0)):
+            spectrum = np.abs(np.fft.rfft(out[row]))
+            own_peak = spectrum[np.argmin(np.abs(freqs - own))]
+            other_peak = spectrum[np.argmin(np.abs(freqs - other))]
+            if other_peak > 1e-3 * own_peak:  # the shuffle gave this window the other one
+                assert 20 * np.log10(own_peak / other_peak) == pytest.approx(10.0, abs=0.2)
+                checked += 1
+    assert checked > 0
+    # over many draws every window gets the other one at least once (batch of two)
+    tf.random.set_seed(1)
+    mixed = [np.asarray(_overlay_fn(aug, multi_label=True)(x, y, w)[1]) for _ in range(12)]
+    assert any((m == 1.0).all() for m in mixed)
+    never = _overlay_fn(AugmentConfig(overlay_probability=0.0), multi_label=True)
+    out0, y0, _ = never(x, y, w)
+    np.testing.assert_array_equal(np.asarray(out0), np.asarray(x))
+    np.testing.assert_array_equal(np.asarray(y0), np.asarray(y))
+
+
+def test_overlay_setting_is_checked():
+    from birdsong.config import AugmentConfig
+    from birdsong.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="overlay_probability"):
+        AugmentConfig(overlay_probability=-0.1)
+    with pytest.raises(InvalidParameterError, match="overlay_db"):
+        AugmentConfig(overlay_db=(14.0, 4.0))

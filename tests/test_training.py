@@ -252,6 +252,22 @@ def test_same_seed_same_model(tmp_path):
     assert all(np.array_equal(x, y) for x, y in zip(wa, wb))
 
 
+def test_cosine_fine_tuning_sets_each_epochs_rate(tmp_path):
+    """``finetune_schedule="cosine"``: every fine-tuning epoch runs at the rate the
+    schedule gives for it (read back from the optimizer through the history); a constant
+    schedule keeps the rate."""
+    data = write_tone_dataset(tmp_path / "data")
+    config = tiny_config(
+        epochs_frozen=1, epochs_finetune=3, patience=10, finetune_schedule="cosine"
+    )
+    run = workflow.train(data, tmp_path / "run", config=config, export=False)
+    rates = [row["learning_rate"] for row in run.history["phase2"]]
+    assert rates == pytest.approx([config.finetune_rate(e) for e in range(3)], rel=1e-5)
+    assert rates[0] > rates[1] > rates[2] > 0
+    constant = tiny_config(epochs_finetune=3, patience=10)
+    assert {constant.finetune_rate(e) for e in range(3)} == {constant.finetune_learning_rate}
+
+
 def test_multi_label_training_with_a_background_folder(tmp_path):
     """--multi-label: one sigmoid per species, "no bird" folders are recordings with every
     species absent, thresholds chosen on validation and carried in the export."""

@@ -280,6 +280,13 @@ class AugmentConfig:
     recording made at 22.05 kHz has nothing above 11 kHz; where one species comes mostly
     from such recordings, a model could learn the empty band instead of the song. Seeing
     every species with and without its top band takes that shortcut away.
+
+    ``overlay_probability``: the share of training windows into which another window of
+    the same batch (usually another species) is mixed, ``overlay_db`` (low, high) dB
+    under it by RMS. The window keeps its own label (a multi-label model gets both
+    species): field recordings often hold a quieter second species, and a model that has
+    only heard one bird at a time names the louder bird less reliably. Unlike mixup,
+    which blends two windows into a soft label, the bird in front stays the answer.
     """
 
     time_shift_seconds: float = 0.5
@@ -293,6 +300,8 @@ class AugmentConfig:
     mixup_alpha: float = 0.0
     band_limit_probability: float = 0.25
     band_limit_hz: tuple[float, float] = (5000.0, 15000.0)
+    overlay_probability: float = 0.0
+    overlay_db: tuple[float, float] = (4.0, 14.0)
 
     def __post_init__(self) -> None:
         own = "AugmentConfig"
@@ -307,6 +316,8 @@ class AugmentConfig:
         _number(own, "mixup_alpha", self.mixup_alpha, low=0.0, high=10.0)
         _number(own, "band_limit_probability", self.band_limit_probability, low=0.0, high=1.0)
         _range(self, "band_limit_hz", "frequencies in Hz", positive=True)
+        _number(own, "overlay_probability", self.overlay_probability, low=0.0, high=1.0)
+        _range(self, "overlay_db", "dB values")
 
     @classmethod
     def off(cls) -> AugmentConfig:
@@ -319,6 +330,7 @@ class AugmentConfig:
             time_masks=0,
             mixup_alpha=0.0,
             band_limit_probability=0.0,
+            overlay_probability=0.0,
         )
 
 
@@ -329,6 +341,13 @@ class TrainConfig:
     ``target_precision``: after training, each species' detection threshold is chosen
     on the validation windows to maximise F1 (``None``) or as the lowest threshold that
     reaches this precision; the thresholds travel inside the exported model.
+
+    ``validation_fraction`` of each species' recordings, in whole groups (birds, or
+    recordings where the file names name no bird), are held out for early stopping,
+    thresholds and the report; a species with fewer than ``validation_min_groups``
+    groups trains on all of them instead. With 3 recordings per species holding one bird
+    out cost 15 points on the field benchmark (0.51 vs 0.66 per-recording top-1); with
+    no validation at all, both phases run their epochs and keep the lowest training loss.
 
     ``multi_label``: one sigmoid per species and binary cross-entropy, so that several
     species in one window can all score high and a window with none scores low
@@ -353,6 +372,7 @@ class TrainConfig:
     windows: WindowRules = field(default_factory=WindowRules)
     # data
     validation_fraction: float = 0.2
+    validation_min_groups: int = 4
     group_pattern: str | None = DEFAULT_GROUP_PATTERN
     class_weighting: bool = True
     # model
@@ -367,11 +387,19 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float = 1e-3
     finetune_learning_rate: float | None = None
+    finetune_schedule: str = "constant"
     fine_tune_from: str = "auto"
     patience: int | None = None
     label_smoothing: float = 0.0
     target_precision: float | None = None
     seed: int = 0
+
+    def finetune_rate(self, epoch: int) -> float:
+        """The fine-tuning learning rate of ``epoch`` (0-based) under the schedule."""
+        rate = self.finetune_learning_rate
+        if self.finetune_schedule == "cosine" and self.epochs_finetune > 1:
+            rate *= 0.5 * (1.0 + math.cos(math.pi * epoch / self.epochs_finetune))
+        return float(rate)
 
     @property
     def pretrained(self) -> bool:
@@ -403,6 +431,9 @@ class TrainConfig:
             owner=own,
         )
         _number(own, "validation_fraction", self.validation_fraction, low=0.0, high=0.9)
+        _number(
+            own, "validation_min_groups", self.validation_min_groups, low=2, high=1000, integer=True
+        )
         if self.group_pattern is not None:
             import re
 
@@ -452,6 +483,13 @@ class TrainConfig:
         )
         _check(
             own,
+            "finetune_schedule",
+            self.finetune_schedule,
+            self.finetune_schedule in FINETUNE_SCHEDULES,
+            " or ".join(map(repr, FINETUNE_SCHEDULES)),
+        )
+        _check(
+            own,
             "fine_tune_from",
             self.fine_tune_from,
             isinstance(self.fine_tune_from, str) and bool(self.fine_tune_from),
@@ -471,6 +509,11 @@ class TrainConfig:
             self.epochs_frozen + self.epochs_finetune > 0,
             "> 0",
         )
+
+
+#: How the fine-tuning learning rate moves over ``epochs_finetune``: held, or cosine
+#: decay from ``finetune_learning_rate`` towards 0 (set at the start of each epoch).
+FINETUNE_SCHEDULES = ("constant", "cosine")
 
 
 def _schedule(pretrained: bool) -> dict[str, Any]:

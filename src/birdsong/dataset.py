@@ -284,17 +284,25 @@ def index_dataset(
 
 
 def split_recordings(
-    index: DatasetIndex, *, validation_fraction: float = 0.2, seed: int = 0
+    index: DatasetIndex,
+    *,
+    validation_fraction: float = 0.2,
+    seed: int = 0,
+    min_groups: int = 2,
 ) -> tuple[DatasetIndex, DatasetIndex]:
     """Split into training and validation, stratified by species, grouped.
 
     No group (recording, or individual when the file names show it) has files on both
     sides. Per species, whole groups go to validation until about
-    ``validation_fraction`` of its recordings are there; a species with a single group
-    stays in training only (logged).
+    ``validation_fraction`` of its recordings are there; a species with fewer than
+    ``min_groups`` groups (at least 2: one group can never be split) stays in training
+    only (logged): with two or three birds, holding one out costs more than early
+    stopping on it gains.
     """
     if not 0.0 <= validation_fraction < 1.0:
         raise parameter_error("validation_fraction", "in [0, 1)", validation_fraction)
+    if isinstance(min_groups, bool) or not isinstance(min_groups, int) or min_groups < 2:
+        raise parameter_error("min_groups", "an integer >= 2", min_groups)
     rng = random.Random(seed)
     by_label: dict[str, dict[str, list[Recording]]] = defaultdict(lambda: defaultdict(list))
     for r in index.recordings:
@@ -312,6 +320,7 @@ def split_recordings(
             remaining = len(groups) - i
             if (
                 validation_fraction > 0
+                and len(groups) >= min_groups
                 and remaining > 1
                 and taken < target
                 and (taken == 0 or taken + len(members) <= target + 0.5)
@@ -322,9 +331,12 @@ def split_recordings(
                 train.extend(members)
         if validation_fraction > 0 and taken == 0:
             log.warning(
-                "species %s has a single group (%d file(s)); it has no validation recordings",
+                "species %s has %d group(s) (%d file(s)), fewer than %d; all of them train "
+                "and it has no validation recordings",
                 label,
+                len(groups),
                 total,
+                min_groups,
             )
     return index.subset(train), index.subset(val)
 

@@ -180,6 +180,30 @@ def _augment_fn(aug: AugmentConfig, features: FeatureConfig, seed: int):
     return augment
 
 
+def _overlay_fn(aug: AugmentConfig, *, multi_label: bool):
+    """Mix another window of the batch into a share of the windows, quieter by a level
+    drawn from ``aug.overlay_db``; the label stays the window's own (a multi-label
+    target gains the other window's species)."""
+    tf = require("tensorflow")
+    low, high = aug.overlay_db
+
+    def overlay(x, y, w):
+        batch = tf.shape(x)[0]
+        perm = tf.random.shuffle(tf.range(batch))
+        other, other_y = tf.gather(x, perm), tf.gather(y, perm)
+        rms = tf.sqrt(tf.reduce_mean(tf.square(x), axis=1, keepdims=True) + 1e-12)
+        other_rms = tf.sqrt(tf.reduce_mean(tf.square(other), axis=1, keepdims=True) + 1e-12)
+        level = tf.random.uniform([batch, 1], low, high)
+        gain = rms / other_rms * tf.pow(10.0, -level / 20.0)
+        use = tf.cast(tf.random.uniform([batch, 1]) < aug.overlay_probability, tf.float32)
+        x = x + use * gain * other
+        if multi_label:
+            y = tf.maximum(y, use * other_y)
+        return x, y, w
+
+    return overlay
+
+
 def _mixup_fn(alpha: float):
     tf = require("tensorflow")
 
@@ -218,7 +242,8 @@ def make_dataset(
     Parameters
     ----------
     training : bool
-        Shuffle windows and apply waveform augmentation and mixup from ``config.augment``
+        Shuffle windows and apply waveform augmentation, overlays and mixup from
+        ``config.augment``
         (SpecAugment masks are a layer inside the model, active only in training).
     class_weights : sequence of float, optional
         Per-species weight applied as the sample weight (balances unbalanced species);
@@ -276,6 +301,11 @@ def make_dataset(
         aug = config.augment
         ds = ds.map(_augment_fn(aug, f, config.seed), num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.batch(batch)
+        if aug.overlay_probability > 0:
+            ds = ds.map(
+                _overlay_fn(aug, multi_label=config.multi_label),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
         if aug.mixup_alpha > 0:
             ds = ds.map(_mixup_fn(aug.mixup_alpha), num_parallel_calls=tf.data.AUTOTUNE)
     else:

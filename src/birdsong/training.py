@@ -362,14 +362,19 @@ def _prepare(
             DatasetIndex(val.root, index.labels, val.recordings + strong_val),
         )
     train_idx, val_idx = split_recordings(
-        index, validation_fraction=config.validation_fraction, seed=config.seed
+        index,
+        validation_fraction=config.validation_fraction,
+        seed=config.seed,
+        min_groups=config.validation_min_groups,
     )
     train_idx.recordings += strong_train
     val_idx.recordings += strong_val
     return config, index, train_idx, val_idx
 
 
-def _summary_lines(index: DatasetIndex, train: DatasetIndex, val: DatasetIndex) -> list[str]:
+def _summary_lines(
+    index: DatasetIndex, train: DatasetIndex, val: DatasetIndex, config: TrainConfig
+) -> list[str]:
     counts_t, counts_v = train.counts(), val.counts()
     lines = [
         f"data: {len(index.labels)} species, {len(train.recordings)} training and "
@@ -383,6 +388,15 @@ def _summary_lines(index: DatasetIndex, train: DatasetIndex, val: DatasetIndex) 
         lines.append(
             f"  {label:30s} {counts_t.get(label, 0):4d} train  "
             f"{counts_v.get(label, 0):4d} validation"
+        )
+    unvalidated = [
+        label for label in index.labels if counts_t.get(label) and not counts_v.get(label)
+    ]
+    if unvalidated and config.validation_fraction > 0:
+        lines.append(
+            f"  {len(unvalidated)} species with fewer than {config.validation_min_groups} "
+            "birds (groups) train on all of them and are not validated "
+            "(--validation-min-groups)"
         )
     return lines
 
@@ -436,7 +450,7 @@ def train_model(
     config, index, train_idx, val_idx = _prepare(
         data_dir, run, config, resume=resume, validation_dir=validation_dir, annotations=annotations
     )
-    for line in _summary_lines(index, train_idx, val_idx):
+    for line in _summary_lines(index, train_idx, val_idx, config):
         say(line)
     if not train_idx.recordings:
         raise DatasetError(f"{data_dir}: no training recordings")
@@ -589,7 +603,8 @@ def _train(
             unfrozen = set_fine_tuning(model, config.fine_tune_from, pretrained=config.pretrained)
             say(
                 f"{PHASE_NAMES[2]}: {len(unfrozen)} backbone layers trainable from "
-                f"{config.fine_tune_from}, learning rate {config.finetune_learning_rate:g}, "
+                f"{config.fine_tune_from}, learning rate {config.finetune_learning_rate:g}"
+                f"{' (cosine decay)' if config.finetune_schedule == 'cosine' else ''}, "
                 f"up to {config.epochs_finetune} epochs"
             )
             model.compile(
@@ -615,6 +630,9 @@ def _train(
                     verbose=0,
                     shuffle=False,
                     callbacks=[
+                        keras.callbacks.LearningRateScheduler(
+                            lambda epoch, _: config.finetune_rate(epoch)
+                        ),
                         _checkpoint(run, model, model, state, 2, monitor, config.patience, say),
                         _progress_bar(2, config.epochs_finetune, say.progress),
                     ],

@@ -110,7 +110,9 @@ def _train_config(args: argparse.Namespace):
         "fine_tune_from",
         "learning_rate",
         "finetune_learning_rate",
+        "finetune_schedule",
         "validation_fraction",
+        "validation_min_groups",
         "patience",
         "group_pattern",
         "label_smoothing",
@@ -190,7 +192,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "it has learnt nothing (see the report)."
             )
     else:
-        print("no validation recordings: nothing was held out to measure accuracy")
+        print(
+            "no validation recordings (validation fraction 0, or fewer birds per species "
+            "than --validation-min-groups): nothing was held out to measure accuracy; "
+            "measure on new recordings with birdsong evaluate"
+        )
     print(
         f"run directory: {run}  (model.keras, config.json, history, learning_curves.png, report/)"
     )

@@ -91,7 +91,7 @@ def _hop_option(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..config import TrainConfig
+    from ..config import FINETUNE_SCHEDULES, TrainConfig
 
     d = TrainConfig()
     parser = argparse.ArgumentParser(
@@ -204,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, help=f"default {d.batch_size}")
     p.add_argument("--validation-fraction", type=float, help=f"default {d.validation_fraction:g}")
+    p.add_argument(
+        "--validation-min-groups",
+        type=int,
+        help="hold out validation birds only for species with at least this many birds "
+        f"(groups); the others train on all (default {d.validation_min_groups})",
+    )
     p.add_argument("--validation-dir", help="a separate species tree for validation")
     p.add_argument(
         "--annotations",
@@ -233,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--frozen-patience",
         type=int,
         help="early-stopping patience of the frozen-backbone phase (cheap cached epochs)",
+    )
+    p.add_argument(
+        "--finetune-schedule",
+        choices=FINETUNE_SCHEDULES,
+        help=f"fine-tuning learning rate over the epochs (default {d.finetune_schedule})",
     )
     p.add_argument("--label-smoothing", type=float, help="default 0")
     p.add_argument("--no-augment", action="store_true", help="switch augmentation off")
