@@ -374,3 +374,49 @@ def test_overlay_setting_is_checked():
         AugmentConfig(overlay_probability=-0.1)
     with pytest.raises(InvalidParameterError, match="overlay_db"):
         AugmentConfig(overlay_db=(14.0, 4.0))
+
+
+def test_band_floor_flattens_a_steady_background_and_keeps_song():
+    """``band_floor_percentile``: a tilted steady noise comes out with (nearly) equal band
+    levels, a song burst keeps its height over the background, the mean level and a
+    silent window are unchanged, and the frontend still exports with builtin ops only and
+    matches on LiteRT."""
+    keras = pytest.importorskip("keras")
+    from ai_edge_litert.interpreter import Interpreter
+
+    base = FeatureConfig(image_size=96)
+    flat = FeatureConfig(image_size=96, band_floor_percentile=20.0)
+    rng = np.random.default_rng(0)
+    n = base.num_samples
+    brown = np.cumsum(rng.standard_normal(n)).astype(np.float32)
+    brown = (brown - brown.mean()) / np.abs(brown).max() / 10  # steep tilt: -6 dB/octave
+    t = np.arange(n) / base.sample_rate
+    song = (0.2 * np.sin(2 * np.pi * 4000 * t) * ((t > 1) & (t < 1.5))).astype(np.float32)
+    x = np.stack([brown + song, np.zeros(n, np.float32)])
+    dbs = []
+    for c in (base, flat):
+        layer = MelSpectrogram(c)
+        dbs.append(np.asarray(layer.flatten_background(layer.decibels(x))))
+    before, after = dbs
+    assert np.ptp(np.median(before[0], axis=0)) > 20.0  # the tilt, dB across bands
+    assert np.ptp(np.median(after[0], axis=0)) < 6.0
+    band = np.argmax(before[0].max(axis=0) - np.median(before[0], axis=0))  # the song's band
+    rise = lambda d: d[0, :, band].max() - np.median(d[0, :, band])  # noqa: E731
+    assert rise(after) == pytest.approx(rise(before), abs=1e-3)
+    assert after[0].mean() == pytest.approx(before[0].mean(), abs=1e-3)
+    np.testing.assert_allclose(after[1], before[1])
+    np.testing.assert_array_equal(
+        np.asarray(MelSpectrogram(base).flatten_background(before)), before
+    )
+
+    inp = keras.Input(batch_shape=(1, n))
+    model = keras.Model(inp, MelSpectrogram(flat)(inp))
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    it = Interpreter(model_content=conv.convert())
+    it.allocate_tensors()
+    assert "TOPK_V2" in {d["op_name"] for d in it._get_ops_details()}
+    i, o = it.get_input_details()[0], it.get_output_details()[0]
+    it.set_tensor(i["index"], x[:1])
+    it.invoke()
+    assert np.abs(it.get_tensor(o["index"]) - np.asarray(model(x[:1]))).max() <= 1e-4

@@ -103,6 +103,12 @@ class FeatureConfig:
     reference never drops below ``min_reference_db``: a quiet or silent window stays
     dark instead of being stretched to full contrast. Values ``db_range`` dB below the
     reference map to -1, the reference maps to +1 (MobileNetV2's input range).
+
+    ``band_floor_percentile`` (0 = off): before that, each mel band of the window is
+    shifted by its own background level (this percentile of the band's values over
+    time) less the mean of those levels over the bands, so a steady background (coloured
+    noise, a recorder's tilt and resonances, hum) comes out flat while the overall level,
+    and anything that varies in time, such as song, is kept.
     """
 
     sample_rate: int = DEFAULT_SAMPLE_RATE
@@ -117,6 +123,7 @@ class FeatureConfig:
     # 128 px, not ImageNet's 224: twice as fast (float32 export 9.7x BirdNET 2.4 against
     # 4.9x, benchmarks/speed.py) and as accurate on the hard field set (benchmarks/README)
     image_size: int = 128
+    band_floor_percentile: float = 0.0
 
     def __post_init__(self) -> None:
         own = "FeatureConfig"
@@ -155,6 +162,7 @@ class FeatureConfig:
         _number(own, "db_range", self.db_range, low=10.0, high=200.0)
         _number(own, "min_reference_db", self.min_reference_db, low=-200.0, high=20.0)
         _number(own, "image_size", self.image_size, low=32, high=1024, integer=True)
+        _number(own, "band_floor_percentile", self.band_floor_percentile, low=0.0, high=100.0)
 
     @property
     def num_samples(self) -> int:

@@ -256,10 +256,24 @@ class MelSpectrogram(keras.layers.Layer):
         """Mel power in dB re full scale, shape ``(batch, frames, n_mels)``."""
         return self._decibels(self.power_mel(waveform))
 
+    def flatten_background(self, db):
+        """Shift each band of ``db`` (batch, frames, mels) by its background level less
+        the bands' mean background (``band_floor_percentile``; identity when 0)."""
+        tf = _tf()
+        c = self.config
+        if not c.band_floor_percentile:
+            return db
+        k = max(1, int(round(c.band_floor_percentile / 100.0 * c.num_frames)))
+        lowest = tf.math.top_k(-tf.transpose(db, [0, 2, 1]), k=k).values  # (b, mel, k)
+        floor = -lowest[:, :, k - 1]  # the k-th lowest value of each band: (b, mel)
+        shift = floor - tf.reduce_mean(floor, axis=1, keepdims=True)
+        return db - tf.expand_dims(shift, 1)
+
     def call(self, waveform):
         tf = _tf()
         c = self.config
         db = self._decibels(self._mel(waveform, flipped=True))  # high bands first
+        db = self.flatten_background(db)
         peak = tf.reduce_max(db, axis=[1, 2], keepdims=True)
         reference = tf.maximum(peak, c.min_reference_db)
         scaled = tf.clip_by_value((db - reference) / c.db_range + 1.0, 0.0, 1.0) * 2.0 - 1.0
