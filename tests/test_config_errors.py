@@ -121,3 +121,28 @@ def test_validation_min_groups_is_checked_and_reaches_the_config():
             TrainConfig(validation_min_groups=bad)
     args = build_parser().parse_args(["train", "data", "-o", "run", "--validation-min-groups", "2"])
     assert _train_config(args).validation_min_groups == 2
+
+
+def test_fine_tuning_keeps_lower_blocks_frozen_for_a_single_recording_species():
+    """``fine_tune_from="auto"`` fine-tunes the whole pretrained backbone, except when a
+    species has one training recording (then from ``block_13_expand``); from scratch,
+    and for a layer the user names, the setting is passed through."""
+    from pathlib import Path
+
+    from birdsong.dataset import DatasetIndex, Recording
+    from birdsong.training import _fine_tune_start
+
+    def index(per_species):
+        recs = [
+            Recording(Path(f"{label}/{i}.wav"), label, f"{label}/{i}")
+            for label, n in per_species.items()
+            for i in range(n)
+        ]
+        return DatasetIndex(Path("."), tuple(per_species), recs)
+
+    pre = TrainConfig()
+    assert _fine_tune_start(pre, index({"a": 2, "b": 5})) == "auto"
+    assert _fine_tune_start(pre, index({"a": 1, "b": 5})) == "block_13_expand"
+    assert _fine_tune_start(TrainConfig(weights=None), index({"a": 1, "b": 5})) == "auto"
+    named = TrainConfig(fine_tune_from="block_8_expand")
+    assert _fine_tune_start(named, index({"a": 1, "b": 5})) == "block_8_expand"

@@ -137,6 +137,25 @@ def test_pretrained_model_gets_one_channel_and_scores_as_the_three_channel_model
     assert "block_16_expand" in set_fine_tuning(model, "block_16_expand")
 
 
+def test_auto_fine_tuning_unfreezes_the_whole_backbone_but_batchnorm():
+    """``fine_tune_from="auto"``: every backbone layer with weights trains, from Conv1 up,
+    except BatchNorm for a pretrained backbone; a named layer keeps the ones under it
+    frozen."""
+    import keras
+
+    model = build_model(LABELS, tiny_config())
+    backbone = model.get_layer("backbone")
+    unfrozen = set(set_fine_tuning(model, "auto", pretrained=True))
+    weighted = [layer for layer in backbone.layers if layer.weights]
+    bn = {layer.name for layer in weighted if isinstance(layer, keras.layers.BatchNormalization)}
+    assert "Conv1" in unfrozen and bn and not unfrozen & bn
+    assert unfrozen == {layer.name for layer in weighted} - bn
+    top = set(set_fine_tuning(model, "block_13_expand", pretrained=True))
+    assert "Conv1" not in top and "block_13_expand" in top and top < unfrozen
+    scratch = set(set_fine_tuning(model, "auto", pretrained=False))
+    assert scratch == {layer.name for layer in weighted}
+
+
 def test_random_init_model_is_one_channel_end_to_end():
     model = build_model(LABELS, tiny_config())
     assert model.get_layer("backbone").get_layer("Conv1").get_weights()[0].shape[2] == 1

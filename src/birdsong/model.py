@@ -171,16 +171,21 @@ def head_model(model):
 def set_fine_tuning(model, fine_tune_from: str | int, *, pretrained: bool = True) -> list[str]:
     """Unfreeze the backbone from ``fine_tune_from`` (a layer name or index) upward.
 
-    ``"auto"`` means ``block_13_expand`` (the top three blocks) for a pretrained backbone
-    and the whole network from scratch. For a pretrained backbone BatchNormalization
-    layers stay frozen (their statistics and scales do not move) and run in inference
-    mode. Returns the names of the unfrozen layers that hold weights.
+    ``"auto"`` means the whole backbone, pretrained or not: on the field benchmark,
+    fine-tuning all of a pretrained MobileNetV2 at 1e-4 beat the top three blocks
+    (``block_13_expand``, the earlier default) with 3 recordings per species (0.74 vs
+    0.66 per-recording top-1), 10 (0.87 vs 0.84) and 27 (0.97 vs 0.96), in no more
+    time (training passes ``block_13_expand`` instead when a species has a single
+    recording, see :func:`birdsong.training._fine_tune_start`). For a pretrained
+    backbone BatchNormalization layers stay frozen (their
+    statistics and scales do not move) and run in inference mode. Returns the names of
+    the unfrozen layers that hold weights.
     """
     keras = require("keras")
     backbone = model.get_layer("backbone")
     names = [layer.name for layer in backbone.layers]
     if fine_tune_from == "auto":
-        fine_tune_from = "block_13_expand" if pretrained else 0
+        fine_tune_from = 0
     if isinstance(fine_tune_from, int) or str(fine_tune_from).lstrip("-").isdigit():
         start = int(fine_tune_from)
         if not -len(names) <= start < len(names):

@@ -195,7 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="most phase-2 epochs (default: 15 pretrained, 60 from scratch)",
     )
-    p.add_argument("--fine-tune-from", help="first backbone layer to unfreeze (default auto)")
+    p.add_argument(
+        "--fine-tune-from",
+        help="first backbone layer to unfreeze in fine-tuning, e.g. block_13_expand "
+        "(default auto: the whole backbone)",
+    )
     p.add_argument("--learning-rate", type=float, help=f"phase 1 (default {d.learning_rate:g})")
     p.add_argument(
         "--finetune-learning-rate",
