@@ -146,3 +146,24 @@ def test_fine_tuning_keeps_lower_blocks_frozen_for_a_single_recording_species():
     assert _fine_tune_start(TrainConfig(weights=None), index({"a": 1, "b": 5})) == "auto"
     named = TrainConfig(fine_tune_from="block_8_expand")
     assert _fine_tune_start(named, index({"a": 1, "b": 5})) == "block_8_expand"
+
+
+def test_summary_names_only_species_left_unvalidated_for_too_few_birds():
+    """The training summary counts species that train on all their birds because they
+    have fewer than ``validation_min_groups``; a species with enough birds that merely
+    has no recordings in a separate validation folder is not counted."""
+    from pathlib import Path
+
+    from birdsong.dataset import DatasetIndex, Recording
+    from birdsong.training import _summary_lines
+
+    def recs(label, birds):
+        return [Recording(Path(f"{label}/{b}.wav"), label, f"{label}/{b}") for b in range(birds)]
+
+    labels = ("few", "many", "validated")
+    train = DatasetIndex(Path("."), labels, recs("few", 3) + recs("many", 6) + recs("validated", 5))
+    val = DatasetIndex(Path("."), labels, recs("validated", 1))
+    lines = _summary_lines(train, train, val, TrainConfig())
+    assert "  1 species with fewer than 4 birds (groups) train on all of them" in lines[-1]
+    lines = _summary_lines(train, train, val, TrainConfig(validation_min_groups=2))
+    assert not any("fewer than" in line for line in lines)

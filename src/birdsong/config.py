@@ -292,9 +292,9 @@ class AugmentConfig:
     ``overlay_probability``: the share of training windows into which another window of
     the same batch (usually another species) is mixed, ``overlay_db`` (low, high) dB
     under it by RMS. The window keeps its own label (a multi-label model gets both
-    species): field recordings often hold a quieter second species, and a model that has
-    only heard one bird at a time names the louder bird less reliably. Unlike mixup,
-    which blends two windows into a soft label, the bird in front stays the answer.
+    species): field recordings often hold a quieter second species. Unlike mixup, which
+    blends two windows into a soft label, the bird in front stays the answer. Off by
+    default: on the field benchmark it did not help (``benchmarks/README.md``).
     """
 
     time_shift_seconds: float = 0.5

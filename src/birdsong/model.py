@@ -177,9 +177,9 @@ def set_fine_tuning(model, fine_tune_from: str | int, *, pretrained: bool = True
     0.66 per-recording top-1), 10 (0.87 vs 0.84) and 27 (0.97 vs 0.96), in no more
     time (training passes ``block_13_expand`` instead when a species has a single
     recording, see :func:`birdsong.training._fine_tune_start`). For a pretrained
-    backbone BatchNormalization layers stay frozen (their
-    statistics and scales do not move) and run in inference mode. Returns the names of
-    the unfrozen layers that hold weights.
+    backbone BatchNormalization layers stay frozen (their statistics and scales do not
+    move) and run in inference mode. Returns the names of the unfrozen layers that hold
+    weights.
     """
     keras = require("keras")
     backbone = model.get_layer("backbone")

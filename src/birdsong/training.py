@@ -382,9 +382,9 @@ def _fine_tune_start(config: TrainConfig, train: DatasetIndex) -> str:
     the blocks under ``block_13_expand`` frozen when a species has a single training
     recording. Fine-tuning the whole backbone won on the field benchmark from 3 recordings
     per species up, and with 1 (0.42 vs 0.36), but on the real finch set, whose
-    Bengalese finch is one recording, it called every test recording one species (4/8
-    against 8/8 with the top blocks): one recording is too little to move the lower
-    layers safely."""
+    Bengalese finch is one recording, it scored 5/8 against 8/8 with the top blocks,
+    calling both test recordings of a seed one species: one recording is too little to
+    move the lower layers safely."""
     if config.fine_tune_from != "auto" or not config.pretrained:
         return config.fine_tune_from
     counts = [n for n in train.counts().values() if n]
@@ -408,8 +408,13 @@ def _summary_lines(
             f"  {label:30s} {counts_t.get(label, 0):4d} train  "
             f"{counts_v.get(label, 0):4d} validation"
         )
+    groups = {
+        label: {r.group for r in train.recordings if r.label == label} for label in index.labels
+    }
     unvalidated = [
-        label for label in index.labels if counts_t.get(label) and not counts_v.get(label)
+        label
+        for label in index.labels
+        if 0 < len(groups[label]) < config.validation_min_groups and not counts_v.get(label)
     ]
     if unvalidated and config.validation_fraction > 0:
         lines.append(
