@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from birdsong import errors
@@ -167,3 +168,72 @@ def test_summary_names_only_species_left_unvalidated_for_too_few_birds():
     assert "  1 species with fewer than 4 birds (groups) train on all of them" in lines[-1]
     lines = _summary_lines(train, train, val, TrainConfig(validation_min_groups=2))
     assert not any("fewer than" in line for line in lines)
+
+
+def test_weight_averaging_validates_and_keeps_the_average_then_trains_on():
+    """``finetune_average_epochs``: checked, reaches the config from the CLI, sets the
+    moving average's horizon in epochs of the training windows; during ``fit`` every
+    epoch's validation and the callbacks after it see the average, and the next epoch
+    trains on from the trained weights, not from the average."""
+    keras = pytest.importorskip("keras")
+    from birdsong.cli import build_parser
+    from birdsong.cli.commands import _train_config
+    from birdsong.training import _averaged_weights_callback, _finetune_optimizer
+
+    assert TrainConfig().finetune_average_epochs == 0.0
+    with pytest.raises(errors.InvalidParameterError, match="'finetune_average_epochs'"):
+        TrainConfig(finetune_average_epochs=-1)
+    args = build_parser().parse_args(
+        ["train", "data", "-o", "run", "--finetune-average-epochs", "1.5"]
+    )
+    assert _train_config(args).finetune_average_epochs == 1.5
+    assert not _finetune_optimizer(TrainConfig(), 320).use_ema
+    opt = _finetune_optimizer(TrainConfig(batch_size=32, finetune_average_epochs=2), 320)
+    assert opt.use_ema and opt.ema_momentum == pytest.approx(1 - 1 / 20)
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 4)), rng.normal(size=(64, 2))
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile(
+        optimizer=_finetune_optimizer(TrainConfig(batch_size=16, finetune_average_epochs=1), 64),
+        loss="mse",
+    )
+    seen: dict[str, list] = {"batch_end": [], "epoch_begin": [], "test": [], "epoch_end": []}
+
+    def weights():
+        return [np.array(v) for v in model.trainable_variables]
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen["batch_end"].append(weights())
+
+        def on_epoch_begin(self, epoch, logs=None):
+            seen["epoch_begin"].append(weights())
+
+        def on_test_begin(self, logs=None):
+            seen["test"].append(weights())
+
+        def on_epoch_end(self, epoch, logs=None):
+            average = [np.array(v) for v in model.optimizer._model_variables_moving_average]
+            seen["epoch_end"].append((weights(), average))
+
+    model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=3,
+        validation_data=(x[:16], y[:16]),
+        verbose=0,
+        callbacks=[_averaged_weights_callback(), Record()],
+    )
+    for epoch in range(3):
+        now, average = seen["epoch_end"][epoch]
+        trained = seen["batch_end"][4 * epoch + 3]  # the epoch's last step
+        for w, a, t, v in zip(now, average, trained, seen["test"][epoch]):
+            np.testing.assert_array_equal(w, a)  # what is checkpointed: the average
+            np.testing.assert_array_equal(v, a)  # what is validated: the average
+            assert not np.allclose(a, t)  # which differs from the trained weights
+        if epoch < 2:  # the next epoch starts from the trained weights
+            for b, t in zip(seen["epoch_begin"][epoch + 1], trained):
+                np.testing.assert_array_equal(b, t)

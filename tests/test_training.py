@@ -344,3 +344,21 @@ def test_folders_and_annotation_tables_train_one_model(tmp_path):
     assert len(strong) == 5  # every annotated recording, on one side each
     assert {r.path.name for r in split.train} & {r.path.name for r in split.validation} == set()
     assert result.report["multi_label_metrics"]["n_windows"] > result.report["per_window"]["n"]
+
+
+def test_weight_averaging_keeps_the_epoch_it_validated(tmp_path):
+    """With ``finetune_average_epochs`` the saved model is the moving average that was
+    validated: its validation loss is the one the history records for the kept epoch."""
+    from birdsong.pipeline import SkipLog, make_dataset
+    from birdsong.training import _loss, train_model
+
+    data = write_tone_dataset(tmp_path / "data")
+    config = tiny_config(epochs_finetune=3, patience=10, finetune_average_epochs=1.0)
+    result = train_model(data, tmp_path / "run", config=config)
+    rows = result.history["phase2"]
+    assert len(rows) == 3
+    kept = min(rows, key=lambda r: r["val_loss"])
+    model = load_keras_model(result.run.keras_path)
+    model.compile(loss=_loss(config))
+    val = make_dataset(result.validation_index, config, training=False, skips=SkipLog())
+    assert model.evaluate(val, verbose=0) == pytest.approx(kept["val_loss"], rel=1e-4)

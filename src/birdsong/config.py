@@ -373,6 +373,10 @@ class TrainConfig:
     no frozen phase and up to 60 epochs of the whole network at 2e-3, patience 12 (the
     schedule that learns on the demo data). The saved ``config.json`` holds the values
     used.
+
+    ``finetune_average_epochs``: when above 0, phase 2 keeps an exponential moving
+    average of the weights over about that many epochs' steps, and validates, stops
+    early and saves on the average instead of the last step's weights (0: off).
     """
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -396,6 +400,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     finetune_learning_rate: float | None = None
     finetune_schedule: str = "constant"
+    finetune_average_epochs: float = 0.0
     fine_tune_from: str = "auto"
     patience: int | None = None
     label_smoothing: float = 0.0
@@ -496,6 +501,7 @@ class TrainConfig:
             self.finetune_schedule in FINETUNE_SCHEDULES,
             " or ".join(map(repr, FINETUNE_SCHEDULES)),
         )
+        _number(own, "finetune_average_epochs", self.finetune_average_epochs, low=0.0, high=100.0)
         _check(
             own,
             "fine_tune_from",

@@ -184,6 +184,55 @@ def _restore_backup(
     return int(state["epoch"])
 
 
+def _finetune_optimizer(config: TrainConfig, n_windows: int):
+    """Adam at the fine-tuning rate; with ``finetune_average_epochs`` it also keeps an
+    exponential moving average of the weights whose horizon (1 / (1 - momentum) steps)
+    is that many epochs of ``n_windows`` training windows."""
+    keras = require("keras")
+    if config.finetune_average_epochs <= 0:
+        return keras.optimizers.Adam(config.finetune_learning_rate)
+    steps = max(config.finetune_average_epochs * -(-n_windows // config.batch_size), 1.0)
+    return keras.optimizers.Adam(
+        config.finetune_learning_rate, use_ema=True, ema_momentum=1.0 - 1.0 / steps
+    )
+
+
+def _averaged_weights_callback():
+    """Swap the optimizer's moving average of the weights into the model for each
+    epoch's validation and checkpoint, and the trained weights back for the next epoch.
+
+    Keras keeps the average (``use_ema``) but validates the last step's weights and only
+    writes the average into the model when ``fit`` ends; early stopping should judge,
+    and keep, what would be saved. The average goes in when validation begins (or at the
+    end of the epoch when there is none); a run resumed from a backup continues from
+    the averaged weights of its last epoch. Does nothing without ``use_ema``."""
+    keras = require("keras")
+
+    class WeightAverage(keras.callbacks.Callback):
+        trained: list | None = None
+
+        def _average_in(self) -> None:
+            optimizer = self.model.optimizer
+            if self.trained is None and getattr(optimizer, "use_ema", False):
+                variables = self.model.trainable_variables
+                self.trained = [v.numpy() for v in variables]
+                optimizer.finalize_variable_values(variables)
+
+        def on_test_begin(self, logs=None):
+            self._average_in()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self._average_in()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if self.trained is not None:
+                for variable, value in zip(self.model.trainable_variables, self.trained):
+                    variable.assign(value)
+                self.trained = None
+
+    return WeightAverage()
+
+
 def _progress_bar(phase: int, epochs: int, enabled: bool):
     """One progress bar per epoch on stderr, then a line of metrics."""
     keras = require("keras")
@@ -634,7 +683,7 @@ def _train(
                 f"up to {config.epochs_finetune} epochs"
             )
             model.compile(
-                optimizer=keras.optimizers.Adam(config.finetune_learning_rate),
+                optimizer=_finetune_optimizer(config, len(ytr)),
                 loss=_loss(config),
                 metrics=_metrics(config),
             )
@@ -656,6 +705,7 @@ def _train(
                     verbose=0,
                     shuffle=False,
                     callbacks=[
+                        _averaged_weights_callback(),  # first: the others see the averaged weights
                         keras.callbacks.LearningRateScheduler(
                             lambda epoch, _: config.finetune_rate(epoch)
                         ),

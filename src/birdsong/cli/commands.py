@@ -111,6 +111,7 @@ def _train_config(args: argparse.Namespace):
         "learning_rate",
         "finetune_learning_rate",
         "finetune_schedule",
+        "finetune_average_epochs",
         "validation_fraction",
         "validation_min_groups",
         "patience",

@@ -249,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=FINETUNE_SCHEDULES,
         help=f"fine-tuning learning rate over the epochs (default {d.finetune_schedule})",
     )
+    p.add_argument(
+        "--finetune-average-epochs",
+        type=float,
+        help="validate and keep a moving average of the fine-tuned weights over about "
+        f"this many epochs (default {d.finetune_average_epochs:g}: off)",
+    )
     p.add_argument("--label-smoothing", type=float, help="default 0")
     p.add_argument("--no-augment", action="store_true", help="switch augmentation off")
     p.add_argument("--mixup", type=float, help="mixup alpha (0 = off)")
