@@ -348,6 +348,73 @@ def summarise(results: dict[str, dict], labels: list[str]) -> None:
         )
 
 
+def paired_differences(
+    results: dict[str, dict],
+    data: dict | None = None,
+    *,
+    of: str = "recipe",
+    n: int = 1000,
+    seed: int = 0,
+) -> dict[str, dict[str, float | list[float]]]:
+    """Top-1 of ``of`` minus each other method's, as the mean over the seeds both ran,
+    with a paired bootstrap 95 % interval: each replicate resamples every seed's test
+    recordings once and scores both methods on the same draw (so the interval is that of
+    the difference, narrower than two separate intervals suggest). Recordings are
+    matched by species folder and file name; a run that stored no paths scored its
+    seed's test folder in ``_files`` order (``data`` says where it was)."""
+    if of not in results:
+        return {}
+    rng = np.random.default_rng(seed)
+    mine = {r["seed"]: r for r in results[of]["runs"]}
+    out: dict[str, dict[str, float | list[float]]] = {}
+    for method, res in results.items():
+        if method == of:
+            continue
+        pairs = []
+        for run in res["runs"]:
+            other = mine.get(run["seed"])
+            if other is None:
+                continue
+            a = dict(zip(_names(other, data), other["y_pred"], strict=True))
+            keys = _names(run, data)
+            if not keys or any(k not in a for k in keys):
+                continue  # the runs do not name the same test recordings
+            truth = np.asarray(run["y_true"])
+            pairs.append((truth == np.asarray([a[k] for k in keys]), truth == run["y_pred"]))
+        if not pairs:
+            continue
+        reps = []
+        for _ in range(n):
+            d = []
+            for x, y in pairs:
+                i = rng.integers(0, len(x), len(x))
+                d.append(x[i].mean() - y[i].mean())
+            reps.append(float(np.mean(d)))
+        out[method] = {
+            "top1_difference": float(np.mean([x.mean() - y.mean() for x, y in pairs])),
+            "ci95": [float(np.percentile(reps, 2.5)), float(np.percentile(reps, 97.5))],
+            "seeds": len(pairs),
+        }
+    for method, d in out.items():
+        lo, hi = d["ci95"]
+        print(
+            f"{of} - {method}: top-1 {d['top1_difference']:+.3f} "
+            f"(paired 95% CI {lo:+.3f} to {hi:+.3f}, {d['seeds']} seeds)"
+        )
+    return out
+
+
+def _names(run: dict, data: dict | None) -> list[str]:
+    """``species/file`` of each test recording of a run, in the order of its answers."""
+    paths = run.get("paths")
+    if not paths:
+        where = (data or {}).get(str(run["seed"]), {}).get("test")
+        paths = [str(p) for p in _files(Path(where))[0]] if where else []
+    if len(paths) != len(run["y_pred"]):
+        return []
+    return [f"{Path(p).parent.name}/{Path(p).name}" for p in paths]
+
+
 def breakdown(path: str) -> int:
     """Top-1 per method by field condition (SNR band, distractors, reverb) of the test
     recordings, from a result file of the synthetic set and its ``field_conditions.csv``."""
@@ -405,10 +472,11 @@ def merge(paths: list[str], out: str | None) -> int:
             for r in res["runs"]:
                 labels |= set(r["y_true"])
     summarise(results, sorted(labels))
+    differences = paired_differences(results, data_info)
     if out:
+        payload = {"merged_from": paths, "data": data_info, "methods": results}
         Path(out).write_text(
-            json.dumps({"merged_from": paths, "data": data_info, "methods": results}, indent=1)
-            + "\n"
+            json.dumps({**payload, "paired_differences": differences}, indent=1) + "\n"
         )
         print(f"wrote {out}")
     return 0
@@ -544,6 +612,7 @@ def main(argv: list[str] | None = None) -> int:
         f"seeds {args.seeds}"
     )
     summarise(results, labels)
+    differences = paired_differences(results, data_info)
     from birdsong.config import to_dict
 
     out = Path(args.out or HERE / "results" / f"accuracy-{args.set}.json")
@@ -560,6 +629,7 @@ def main(argv: list[str] | None = None) -> int:
             "load_average": list(os.getloadavg()),
         },
         "methods": results,
+        "paired_differences": differences,
     }
     out.write_text(json.dumps(payload, indent=1) + "\n")
     print(f"wrote {out}")

@@ -173,21 +173,22 @@ def test_summary_names_only_species_left_unvalidated_for_too_few_birds():
 def test_weight_averaging_validates_and_keeps_the_average_then_trains_on():
     """``finetune_average_epochs``: checked, reaches the config from the CLI, sets the
     moving average's horizon in epochs of the training windows; during ``fit`` every
-    epoch's validation and the callbacks after it see the average, and the next epoch
-    trains on from the trained weights, not from the average."""
+    epoch's validation and the callbacks after it see the average, the backup for a
+    resume holds the trained weights, and the next epoch trains on from them."""
     keras = pytest.importorskip("keras")
     from birdsong.cli import build_parser
     from birdsong.cli.commands import _train_config
     from birdsong.training import _averaged_weights_callback, _finetune_optimizer
 
-    assert TrainConfig().finetune_average_epochs == 0.0
+    assert TrainConfig().finetune_average_epochs == 1.0  # pretrained: the schedule's
+    assert TrainConfig(weights=None).finetune_average_epochs == 0.0
     with pytest.raises(errors.InvalidParameterError, match="'finetune_average_epochs'"):
         TrainConfig(finetune_average_epochs=-1)
     args = build_parser().parse_args(
         ["train", "data", "-o", "run", "--finetune-average-epochs", "1.5"]
     )
     assert _train_config(args).finetune_average_epochs == 1.5
-    assert not _finetune_optimizer(TrainConfig(), 320).use_ema
+    assert not _finetune_optimizer(TrainConfig(weights=None), 320).use_ema
     opt = _finetune_optimizer(TrainConfig(batch_size=32, finetune_average_epochs=2), 320)
     assert opt.use_ema and opt.ema_momentum == pytest.approx(1 - 1 / 20)
 
@@ -199,7 +200,10 @@ def test_weight_averaging_validates_and_keeps_the_average_then_trains_on():
         optimizer=_finetune_optimizer(TrainConfig(batch_size=16, finetune_average_epochs=1), 64),
         loss="mse",
     )
-    seen: dict[str, list] = {"batch_end": [], "epoch_begin": [], "test": [], "epoch_end": []}
+    seen: dict[str, list] = {
+        k: [] for k in ("batch_end", "epoch_begin", "test", "epoch_end", "backup")
+    }
+    averaging = _averaged_weights_callback()
 
     def weights():
         return [np.array(v) for v in model.trainable_variables]
@@ -216,6 +220,8 @@ def test_weight_averaging_validates_and_keeps_the_average_then_trains_on():
 
         def on_epoch_end(self, epoch, logs=None):
             average = [np.array(v) for v in model.optimizer._model_variables_moving_average]
+            with averaging.trained_weights():  # what the epoch's backup holds
+                seen["backup"].append(weights())
             seen["epoch_end"].append((weights(), average))
 
     model.fit(
@@ -225,15 +231,37 @@ def test_weight_averaging_validates_and_keeps_the_average_then_trains_on():
         epochs=3,
         validation_data=(x[:16], y[:16]),
         verbose=0,
-        callbacks=[_averaged_weights_callback(), Record()],
+        callbacks=[averaging, Record()],
     )
     for epoch in range(3):
         now, average = seen["epoch_end"][epoch]
         trained = seen["batch_end"][4 * epoch + 3]  # the epoch's last step
-        for w, a, t, v in zip(now, average, trained, seen["test"][epoch]):
-            np.testing.assert_array_equal(w, a)  # what is checkpointed: the average
+        for w, a, t, v, b in zip(now, average, trained, seen["test"][epoch], seen["backup"][epoch]):
+            np.testing.assert_array_equal(w, a)  # what is kept as the best: the average
+            np.testing.assert_array_equal(b, t)  # what is backed up: the trained weights
             np.testing.assert_array_equal(v, a)  # what is validated: the average
             assert not np.allclose(a, t)  # which differs from the trained weights
         if epoch < 2:  # the next epoch starts from the trained weights
             for b, t in zip(seen["epoch_begin"][epoch + 1], trained):
                 np.testing.assert_array_equal(b, t)
+
+
+def test_a_run_saved_before_weight_averaging_reads_back_without_it(tmp_path):
+    """Runs save every setting; one written before ``finetune_average_epochs`` existed
+    resumes without averaging (what it did), not with today's default of 1 epoch. A
+    config.json that is not JSON is an error naming the file."""
+    from birdsong.config import to_dict
+    from birdsong.rundir import RunDir
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.write_labels(["a", "b"])
+    run.write_config(TrainConfig())
+    assert run.read_config() == TrainConfig() and run.read_config().finetune_average_epochs == 1
+    old = to_dict(TrainConfig())
+    del old["finetune_average_epochs"]
+    run.config_path.write_text(json.dumps(old))
+    assert run.read_config().finetune_average_epochs == 0.0
+    run.config_path.write_text("{not json")
+    with pytest.raises(errors.ModelError, match="config.json"):
+        run.read_config()

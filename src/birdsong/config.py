@@ -363,7 +363,8 @@ class TrainConfig:
     which every species is absent. Otherwise one softmax over the classes.
 
     The schedule fields left at ``None`` (``epochs_frozen``, ``frozen_patience``,
-    ``epochs_finetune``, ``finetune_learning_rate``, ``patience``) are filled in to fit
+    ``epochs_finetune``, ``finetune_learning_rate``, ``patience``,
+    ``finetune_average_epochs``) are filled in to fit
     the weights: with a pretrained backbone the head trains on cached features until its
     validation loss has not improved for 10 epochs (at most 100; an epoch there costs
     milliseconds, and a head stopped at 10 epochs was measurably under-trained, see
@@ -376,7 +377,10 @@ class TrainConfig:
 
     ``finetune_average_epochs``: when above 0, phase 2 keeps an exponential moving
     average of the weights over about that many epochs' steps, and validates, stops
-    early and saves on the average instead of the last step's weights (0: off).
+    early and saves on the average instead of the last step's weights (0: off). Left at
+    ``None`` it is 1 epoch with a pretrained backbone (on the field benchmark 0.981
+    per-recording top-1 against 0.972 without; phase 2's validation loss no longer
+    jumps between epochs) and off from scratch (not measured there).
     """
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -400,7 +404,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     finetune_learning_rate: float | None = None
     finetune_schedule: str = "constant"
-    finetune_average_epochs: float = 0.0
+    finetune_average_epochs: float | None = None
     fine_tune_from: str = "auto"
     patience: int | None = None
     label_smoothing: float = 0.0
@@ -501,7 +505,6 @@ class TrainConfig:
             self.finetune_schedule in FINETUNE_SCHEDULES,
             " or ".join(map(repr, FINETUNE_SCHEDULES)),
         )
-        _number(own, "finetune_average_epochs", self.finetune_average_epochs, low=0.0, high=100.0)
         _check(
             own,
             "fine_tune_from",
@@ -510,6 +513,7 @@ class TrainConfig:
             "'auto' or the name of a MobileNetV2 layer",
         )
         _number(own, "patience", self.patience, low=0, integer=True)
+        _number(own, "finetune_average_epochs", self.finetune_average_epochs, low=0.0, high=100.0)
         _number(own, "label_smoothing", self.label_smoothing, low=0.0, high=0.5)
         if self.target_precision is not None:
             _number(
@@ -538,6 +542,7 @@ def _schedule(pretrained: bool) -> dict[str, Any]:
             "frozen_patience": 10,
             "epochs_finetune": 15,
             "finetune_learning_rate": 1e-4,
+            "finetune_average_epochs": 1.0,
             "patience": 4,
         }
     return {
@@ -545,6 +550,7 @@ def _schedule(pretrained: bool) -> dict[str, Any]:
         "frozen_patience": 10,
         "epochs_finetune": 60,
         "finetune_learning_rate": 2e-3,
+        "finetune_average_epochs": 0.0,
         "patience": 12,
     }
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ._io import atomic_write_text
-from .config import TrainConfig, load_config, save_config
+from .config import TrainConfig, from_dict, save_config
 from .dataset import DatasetIndex, Recording, Skipped
 from .errors import DatasetError, InvalidParameterError, ModelError, parameter_error
 
@@ -40,6 +40,11 @@ __all__ = ["RunDir", "Split"]
 
 SPLIT_COLUMNS = ["path", "label", "split", "group", "root"]
 SIDES = ("train", "validation")
+
+
+#: TrainConfig fields added after runs were first saved, with the value that reproduces
+#: what a run saved without them did.
+ADDED_FIELDS: dict[str, Any] = {"finetune_average_epochs": 0.0}
 
 
 @dataclass(frozen=True)
@@ -131,10 +136,16 @@ class RunDir:
 
     # ----------------------------------------------------------- config and labels
     def read_config(self) -> TrainConfig:
+        """The run's settings. A field that a run written by an older release lacks gets
+        the value that release used (:data:`ADDED_FIELDS`), not today's default, so that
+        resuming or re-evaluating such a run does what it did."""
         self.require()
         try:
-            return load_config(TrainConfig, self.config_path)
-        except InvalidParameterError as exc:
+            data = json.loads(self.config_path.read_text(encoding="utf-8"))
+            if isinstance(data, dict):
+                data = {**ADDED_FIELDS, **data}
+            return from_dict(TrainConfig, data)
+        except (OSError, ValueError, InvalidParameterError) as exc:
             raise ModelError(f"{self.config_path}: unusable settings ({exc})") from exc
 
     def write_config(self, config: TrainConfig) -> Path:

@@ -131,9 +131,11 @@ def _checkpoint(
     monitor: str,
     patience: int,
     say: _Say,
+    averaged=None,
 ):
     """Per-epoch backup (weights and optimizer of the model being fitted), best weights
-    (of the whole model), early stopping, and ``state.json`` last as the commit point."""
+    (of the whole model), early stopping, and ``state.json`` last as the commit point.
+    ``averaged``: the weight-averaging callback, whose trained weights the backup holds."""
     keras = require("keras")
     key = f"phase{phase}"
 
@@ -144,7 +146,8 @@ def _checkpoint(
             state["history"][key] = [*rows, {"epoch": epoch + 1, **logs}]
             backup = run.backup_dir / f"{key}-epoch{epoch + 1}.weights.h5"
             run.backup_dir.mkdir(exist_ok=True)
-            with atomic_path(backup, suffix=".weights.h5") as tmp:
+            trained = averaged.trained_weights() if averaged else contextlib.nullcontext()
+            with trained, atomic_path(backup, suffix=".weights.h5") as tmp:
                 fitted.save_weights(tmp)  # with the optimizer's variables
             value = logs.get(monitor, logs.get("loss", float("inf")))
             if state["best"] is None or value < state["best"]:
@@ -204,8 +207,9 @@ def _averaged_weights_callback():
     Keras keeps the average (``use_ema``) but validates the last step's weights and only
     writes the average into the model when ``fit`` ends; early stopping should judge,
     and keep, what would be saved. The average goes in when validation begins (or at the
-    end of the epoch when there is none); a run resumed from a backup continues from
-    the averaged weights of its last epoch. Does nothing without ``use_ema``."""
+    end of the epoch when there is none). The epoch's backup holds the trained weights,
+    so a run resumed from it continues from its trained weights and its average (in
+    the optimizer's state) as they were. Does nothing without ``use_ema``."""
     keras = require("keras")
 
     class WeightAverage(keras.callbacks.Callback):
@@ -226,9 +230,26 @@ def _averaged_weights_callback():
 
         def on_epoch_begin(self, epoch, logs=None):
             if self.trained is not None:
-                for variable, value in zip(self.model.trainable_variables, self.trained):
-                    variable.assign(value)
+                self._assign(self.trained)
                 self.trained = None
+
+        def _assign(self, values) -> None:
+            for variable, value in zip(self.model.trainable_variables, values):
+                variable.assign(value)
+
+        @contextlib.contextmanager
+        def trained_weights(self) -> Iterator[None]:
+            """The trained weights in the model for the block (the epoch's backup, so
+            that a resumed run trains on from them), the average again afterwards."""
+            if self.trained is None:
+                yield
+                return
+            average = [v.numpy() for v in self.model.trainable_variables]
+            self._assign(self.trained)
+            try:
+                yield
+            finally:
+                self._assign(average)
 
     return WeightAverage()
 
@@ -680,7 +701,12 @@ def _train(
                 f"{'Conv1 (the whole backbone)' if start == 'auto' else start}, "
                 f"learning rate {config.finetune_learning_rate:g}"
                 f"{' (cosine decay)' if config.finetune_schedule == 'cosine' else ''}, "
-                f"up to {config.epochs_finetune} epochs"
+                + (
+                    f"weights averaged over about {config.finetune_average_epochs:g} epoch(s), "
+                    if config.finetune_average_epochs > 0
+                    else ""
+                )
+                + f"up to {config.epochs_finetune} epochs"
             )
             model.compile(
                 optimizer=_finetune_optimizer(config, len(ytr)),
@@ -691,6 +717,7 @@ def _train(
                 train_idx, config, training=True, skips=skips, class_weights=weights
             )
             val_ds = make_dataset(val_idx, config, training=False, skips=skips) if has_val else None
+            averaged = _averaged_weights_callback()
             with warnings.catch_warnings():
                 # The window count is unknown until the first pass has decoded every
                 # file; Keras then reports the dataset's end as an interruption.
@@ -705,11 +732,13 @@ def _train(
                     verbose=0,
                     shuffle=False,
                     callbacks=[
-                        _averaged_weights_callback(),  # first: the others see the averaged weights
+                        averaged,  # first: the others see the averaged weights
                         keras.callbacks.LearningRateScheduler(
                             lambda epoch, _: config.finetune_rate(epoch)
                         ),
-                        _checkpoint(run, model, model, state, 2, monitor, config.patience, say),
+                        _checkpoint(
+                            run, model, model, state, 2, monitor, config.patience, say, averaged
+                        ),
                         _progress_bar(2, config.epochs_finetune, say.progress),
                     ],
                 )

@@ -27,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from .._io import printable
 from .._version import __version__
 from ..errors import BirdsongError
+from . import interrupt
 from .commands import (
     EXIT_FAILED_INPUTS,
     EXIT_INTERRUPTED,
@@ -253,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--finetune-average-epochs",
         type=float,
         help="validate and keep a moving average of the fine-tuned weights over about "
-        f"this many epochs (default {d.finetune_average_epochs:g}: off)",
+        "this many epochs (default 1 with pretrained weights, 0 = off from scratch)",
     )
     p.add_argument("--label-smoothing", type=float, help="default 0")
     p.add_argument("--no-augment", action="store_true", help="switch augmentation off")
@@ -464,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
     try:
-        with quiet_native_output(not args.verbose):
+        with interrupt.latched(), quiet_native_output(not args.verbose):
             return int(args.func(args) or 0)
     except FileNotFoundError as exc:
         _error(cli_message(exc) if exc.errno is None else _os_error_text(exc))

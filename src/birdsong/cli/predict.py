@@ -32,6 +32,7 @@ from ..inference import (
     hop_for_overlap,
     load_classifier,
 )
+from . import interrupt
 
 __all__ = ["collect_files", "parse_shard", "run_predict"]
 
@@ -175,6 +176,7 @@ def _predictions(
     clf: Classifier, files: list[Path], args: argparse.Namespace
 ) -> Iterator[tuple[Path, Prediction | None, str | None]]:
     for path in files:
+        interrupt.check()
         try:
             yield (
                 path,
