@@ -5,8 +5,9 @@ frontend and backbone once, and trains the head (dropout + dense) on the cached 
 features: an epoch costs a matrix multiply, not a network pass. Phase 2 unfreezes the
 backbone from ``fine_tune_from`` upward (for a pretrained backbone BatchNorm stays
 frozen and in inference mode), recompiles with the fine-tuning rate and trains end to
-end on augmented windows. Both phases stop early on validation loss and keep the best
-epoch's weights.
+end on augmented windows; with ``finetune_average_epochs`` (the pretrained default) it
+validates and keeps a moving average of its weights. Both phases stop early on
+validation loss and keep the best epoch's weights.
 
 This module only trains: it reads and writes the run through
 :class:`~birdsong.rundir.RunDir`; evaluation, export and remembering the model are
