@@ -265,26 +265,3 @@ def test_a_run_saved_before_weight_averaging_reads_back_without_it(tmp_path):
     run.config_path.write_text("{not json")
     with pytest.raises(errors.ModelError, match="config.json"):
         run.read_config()
-
-
-def test_label_smoothing_follows_the_weights_and_the_loss():
-    """0.1 for a softmax on a pretrained backbone (measured), 0 from scratch or with
-    one sigmoid per species (not measured); a given value is kept, from Python or the
-    CLI, and ``--multi-label`` or ``--weights none`` alone do not carry the 0.1 over."""
-    from birdsong.cli import build_parser
-    from birdsong.cli.commands import _train_config
-
-    assert TrainConfig().label_smoothing == 0.1
-    assert TrainConfig(multi_label=True).label_smoothing == 0.0
-    assert TrainConfig(weights=None).label_smoothing == 0.0
-    assert TrainConfig(multi_label=True, label_smoothing=0.05).label_smoothing == 0.05
-    with pytest.raises(errors.InvalidParameterError, match="'label_smoothing'"):
-        TrainConfig(label_smoothing=0.7)
-
-    def cli(*extra):
-        return _train_config(build_parser().parse_args(["train", "d", "-o", "r", *extra]))
-
-    assert cli().label_smoothing == 0.1
-    assert cli("--multi-label").label_smoothing == 0.0
-    assert cli("--weights", "none").label_smoothing == 0.0
-    assert cli("--multi-label", "--label-smoothing", "0.05").label_smoothing == 0.05

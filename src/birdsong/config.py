@@ -364,7 +364,7 @@ class TrainConfig:
 
     The schedule fields left at ``None`` (``epochs_frozen``, ``frozen_patience``,
     ``epochs_finetune``, ``finetune_learning_rate``, ``patience``,
-    ``finetune_average_epochs``, ``label_smoothing``) are filled in to fit
+    ``finetune_average_epochs``) are filled in to fit
     the weights: with a pretrained backbone the head trains on cached features until its
     validation loss has not improved for 10 epochs (at most 100; an epoch there costs
     milliseconds, and a head stopped at 10 epochs was measurably under-trained, see
@@ -381,11 +381,6 @@ class TrainConfig:
     ``None`` it is 1 epoch with a pretrained backbone (on the field benchmark 0.981
     per-recording top-1 against 0.972 without; phase 2's validation loss no longer
     jumps between epochs) and off from scratch (not measured there).
-
-    ``label_smoothing`` left at ``None`` is 0.1 for a softmax model on a pretrained
-    backbone (field benchmark, both phases: one more test recording right on 4 of 5
-    seeds, none fewer; 0.978 -> 0.985 over five seeds) and 0 otherwise (from scratch and
-    multi-label: not measured).
     """
 
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -412,7 +407,7 @@ class TrainConfig:
     finetune_average_epochs: float | None = None
     fine_tune_from: str = "auto"
     patience: int | None = None
-    label_smoothing: float | None = None
+    label_smoothing: float = 0.0
     target_precision: float | None = None
     seed: int = 0
 
@@ -487,7 +482,7 @@ class TrainConfig:
             "True or False",
         )
         _number(own, "dropout", self.dropout, low=0.0, high=0.9)
-        for name, value in _schedule(self.weights is not None, self.multi_label).items():
+        for name, value in _schedule(self.weights is not None).items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
         _number(own, "epochs_frozen", self.epochs_frozen, low=0, integer=True)
@@ -539,11 +534,10 @@ class TrainConfig:
 FINETUNE_SCHEDULES = ("constant", "cosine")
 
 
-def _schedule(pretrained: bool, multi_label: bool = False) -> dict[str, Any]:
+def _schedule(pretrained: bool) -> dict[str, Any]:
     """The schedule that fits the weights (see :class:`TrainConfig`)."""
     if pretrained:
         return {
-            "label_smoothing": 0.0 if multi_label else 0.1,
             "epochs_frozen": 100,
             "frozen_patience": 10,
             "epochs_finetune": 15,
@@ -552,7 +546,6 @@ def _schedule(pretrained: bool, multi_label: bool = False) -> dict[str, Any]:
             "patience": 4,
         }
     return {
-        "label_smoothing": 0.0,
         "epochs_frozen": 0,
         "frozen_patience": 10,
         "epochs_finetune": 60,

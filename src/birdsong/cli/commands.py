@@ -129,8 +129,6 @@ def _train_config(args: argparse.Namespace):
                 data[key] = None
     if args.multi_label:
         data["multi_label"] = True
-        if args.label_smoothing is None and not args.config:
-            data["label_smoothing"] = None  # follows the loss (see TrainConfig)
     if args.no_augment:
         data["augment"] = to_dict(AugmentConfig.off())
     if args.mixup is not None:

@@ -256,11 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="validate and keep a moving average of the fine-tuned weights over about "
         "this many epochs (default 1 with pretrained weights, 0 = off from scratch)",
     )
-    p.add_argument(
-        "--label-smoothing",
-        type=float,
-        help="default 0.1 for a softmax model on pretrained weights, else 0",
-    )
+    p.add_argument("--label-smoothing", type=float, help="default 0")
     p.add_argument("--no-augment", action="store_true", help="switch augmentation off")
     p.add_argument("--mixup", type=float, help="mixup alpha (0 = off)")
     p.add_argument("--seed", type=int)
