@@ -365,22 +365,23 @@ def paired_differences(
     if of not in results:
         return {}
     rng = np.random.default_rng(seed)
-    mine = {r["seed"]: r for r in results[of]["runs"]}
+    ours = {r["seed"]: r for r in results[of]["runs"]}
     out: dict[str, dict[str, float | list[float]]] = {}
     for method, res in results.items():
         if method == of:
             continue
         pairs = []
         for run in res["runs"]:
-            other = mine.get(run["seed"])
-            if other is None:
+            mine = ours.get(run["seed"])
+            if mine is None:
                 continue
-            a = dict(zip(_names(other, data), other["y_pred"], strict=True))
+            my_answer = dict(zip(_names(mine, data), mine["y_pred"], strict=True))
             keys = _names(run, data)
-            if not keys or any(k not in a for k in keys):
+            if not keys or any(k not in my_answer for k in keys):
                 continue  # the runs do not name the same test recordings
             truth = np.asarray(run["y_true"])
-            pairs.append((truth == np.asarray([a[k] for k in keys]), truth == run["y_pred"]))
+            right = truth == np.asarray([my_answer[k] for k in keys])
+            pairs.append((right, truth == run["y_pred"]))
         if not pairs:
             continue
         reps = []
@@ -404,15 +405,19 @@ def paired_differences(
     return out
 
 
-def _names(run: dict, data: dict | None) -> list[str]:
-    """``species/file`` of each test recording of a run, in the order of its answers."""
+def _run_paths(run: dict, data: dict | None) -> list[str]:
+    """The test recordings of a run, in the order of its answers: as stored, or (runs
+    that stored none) its seed's test folder in ``_files`` order; [] when unknown."""
     paths = run.get("paths")
     if not paths:
         where = (data or {}).get(str(run["seed"]), {}).get("test")
         paths = [str(p) for p in _files(Path(where))[0]] if where else []
-    if len(paths) != len(run["y_pred"]):
-        return []
-    return [f"{Path(p).parent.name}/{Path(p).name}" for p in paths]
+    return paths if len(paths) == len(run["y_pred"]) else []
+
+
+def _names(run: dict, data: dict | None) -> list[str]:
+    """``species/file`` of each test recording of a run, in the order of its answers."""
+    return [f"{Path(p).parent.name}/{Path(p).name}" for p in _run_paths(run, data)]
 
 
 def breakdown(path: str) -> int:
@@ -437,7 +442,7 @@ def breakdown(path: str) -> int:
             with open(test.parent / "all" / "field_conditions.csv", newline="") as fh:
                 for row in csv.DictReader(fh):
                     rows[Path(row["path"]).name] = row
-            paths = run.get("paths") or [str(p) for p in _files(test)[0]]
+            paths = _run_paths(run, data["data"])
             for p, t, q in zip(paths, run["y_true"], run["y_pred"], strict=True):
                 cond = rows[Path(p).name]
                 if cond["species"] != t:

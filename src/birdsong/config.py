@@ -616,8 +616,11 @@ def save_config(config: Any, path: str | os.PathLike) -> Path:
     return atomic_write_text(path, json.dumps(to_dict(config), indent=2) + "\n")
 
 
-def load_config(cls: type[C], path: str | os.PathLike) -> C:
-    """Read a config of class ``cls`` from a JSON file."""
+def load_config(
+    cls: type[C], path: str | os.PathLike, *, missing: Mapping[str, Any] | None = None
+) -> C:
+    """Read a config of class ``cls`` from a JSON file; top-level fields the file lacks
+    take their value from ``missing`` where it names them, else the class default."""
     p = Path(path)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
@@ -625,4 +628,6 @@ def load_config(cls: type[C], path: str | os.PathLike) -> C:
         raise
     except (OSError, ValueError) as exc:
         raise InvalidParameterError(f"Cannot read {cls.__name__} from {p}: {exc}") from exc
+    if missing and isinstance(data, dict):
+        data = {**missing, **data}
     return from_dict(cls, data)

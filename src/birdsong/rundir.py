@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ._io import atomic_write_text
-from .config import TrainConfig, from_dict, save_config
+from .config import TrainConfig, load_config, save_config
 from .dataset import DatasetIndex, Recording, Skipped
 from .errors import DatasetError, InvalidParameterError, ModelError, parameter_error
 
@@ -141,11 +141,8 @@ class RunDir:
         resuming or re-evaluating such a run does what it did."""
         self.require()
         try:
-            data = json.loads(self.config_path.read_text(encoding="utf-8"))
-            if isinstance(data, dict):
-                data = {**ADDED_FIELDS, **data}
-            return from_dict(TrainConfig, data)
-        except (OSError, ValueError, InvalidParameterError) as exc:
+            return load_config(TrainConfig, self.config_path, missing=ADDED_FIELDS)
+        except InvalidParameterError as exc:
             raise ModelError(f"{self.config_path}: unusable settings ({exc})") from exc
 
     def write_config(self, config: TrainConfig) -> Path:
