@@ -220,9 +220,17 @@ def _probe_embeddings(extract, paths: list[Path], config) -> np.ndarray:
     return np.asarray(out)
 
 
-def run_probe(train: Path, test: Path, seed: int, config, **_: object) -> dict:
+def run_probe(
+    train: Path, test: Path, seed: int, config, baseline_hop: float | None = None, **_: object
+) -> dict:
+    """Frozen-backbone embeddings of the library's training windows of each recording
+    (every ``baseline_hop`` seconds when given, else at the config's training hop)."""
+    import dataclasses
+
     from birdsong.model import build_model, feature_extractor
 
+    if baseline_hop:
+        config = dataclasses.replace(config, train_hop_seconds=baseline_hop)
     ptr, ytr = _files(train)
     pte, yte = _files(test)
     t0 = time.perf_counter()
@@ -240,8 +248,19 @@ def run_probe(train: Path, test: Path, seed: int, config, **_: object) -> dict:
     }
 
 
-def run_birdnet(train: Path, test: Path, seed: int, birdnet_windows: int = 5, **_: object) -> dict:
-    """BirdNET embeddings of each recording's ``birdnet_windows`` most active 3-s windows."""
+def run_birdnet(
+    train: Path,
+    test: Path,
+    seed: int,
+    birdnet_windows: int = 5,
+    baseline_hop: float | None = None,
+    **_: object,
+) -> dict:
+    """BirdNET embeddings of each recording's ``birdnet_windows`` most active 3-s windows
+    cut every 1.5 s; with ``baseline_hop``, windows every ``baseline_hop`` seconds and
+    as many more of them as cover the same stretch of audio."""
+    hop = baseline_hop or 1.5
+    birdnet_windows = max(1, round(birdnet_windows * 1.5 / hop))
     from ai_edge_litert.interpreter import Interpreter
     from real_audio import birdnet_embedding_model
 
@@ -262,7 +281,7 @@ def run_birdnet(train: Path, test: Path, seed: int, birdnet_windows: int = 5, **
             w = select_windows(
                 y,
                 features=f48,
-                rules=WindowRules(hop_seconds=1.5, max_windows=birdnet_windows, min_activity=0.2),
+                rules=WindowRules(hop_seconds=hop, max_windows=birdnet_windows, min_activity=0.2),
             )
             interp.resize_tensor_input(inp, [len(w), w.shape[1]])
             interp.allocate_tensors()
@@ -530,6 +549,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--recipe-config", help="TrainConfig JSON (weights 'imagenet' -> offline file)")
     ap.add_argument("--image-size", type=int, help="override the recipe's image size (px)")
+    ap.add_argument(
+        "--baseline-hop",
+        type=float,
+        help="the probe and BirdNET cut their windows every this many seconds (default "
+        "1.5, the recipe's training hop; BirdNET keeps as many more windows as cover the "
+        "same audio): do denser windows help the baselines as they help the recipe?",
+    )
     ap.add_argument("--out", help="JSON path (default benchmarks/results/accuracy-SET.json)")
     ap.add_argument("--workdir", default=str(CACHE / "runs"))
     ap.add_argument(
@@ -598,7 +624,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         for method in args.methods:
             t0 = time.perf_counter()
-            run = RUNNERS[method](train, test, seed, config=config, workdir=workdir)
+            run = RUNNERS[method](
+                train, test, seed, config=config, workdir=workdir, baseline_hop=args.baseline_hop
+            )
             run.update(
                 scores(run["y_true"], run["y_pred"], labels),
                 seed=seed,
@@ -627,6 +655,7 @@ def main(argv: list[str] | None = None) -> int:
         "argv": sys.argv[1:],
         "quick": args.quick,
         "recipe_config": to_dict(config),
+        "baseline_hop": args.baseline_hop,
         "data": data_info,
         "machine": {
             "cpu_count": os.cpu_count(),

@@ -29,6 +29,13 @@ def main() -> int:
     ap.add_argument("run_dir")
     ap.add_argument("test_dir")
     ap.add_argument("--windows", nargs="+", type=int, default=[8, 20])
+    ap.add_argument(
+        "--hops",
+        nargs="+",
+        type=float,
+        default=[None],
+        help="test-time window hops in seconds (default: the run's own)",
+    )
     args = ap.parse_args()
 
     from birdsong.dataset import index_dataset
@@ -40,10 +47,16 @@ def main() -> int:
     model = load_keras_model(args.run_dir)
     index = index_dataset(args.test_dir, labels=labels, min_species=1)
     results: dict[str, float] = {}
-    for budget in args.windows:
+    for hop, budget in [(h, b) for h in args.hops for b in args.windows]:
         cfg = dataclasses.replace(
-            config, windows=dataclasses.replace(config.windows, max_windows=budget)
+            config,
+            windows=dataclasses.replace(
+                config.windows,
+                max_windows=budget,
+                hop_seconds=config.windows.hop_seconds if hop is None else hop,
+            ),
         )
+        tag = f"@{budget}" if hop is None else f"@{budget}/hop{hop:g}"
         rules: dict[str, list[int]] = {
             "mean_prob": [],
             "mean_log_prob": [],
@@ -63,8 +76,8 @@ def main() -> int:
             truth.append(labels.index(rec.label))
         for rule, pred in rules.items():
             acc = float(np.mean(np.asarray(pred) == np.asarray(truth)))
-            results[f"{rule}@{budget}"] = acc
-            print(f"{rule:14s} windows<={budget:3d}  top-1 {acc:.3f}  (n={len(truth)})", flush=True)
+            results[f"{rule}{tag}"] = acc
+            print(f"{rule:14s} {tag:14s} top-1 {acc:.3f}  (n={len(truth)})", flush=True)
     out = HERE / "results" / f"aggregation-{Path(args.run_dir).name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(

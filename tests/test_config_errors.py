@@ -13,6 +13,7 @@ from birdsong.config import (
     AugmentConfig,
     FeatureConfig,
     TrainConfig,
+    WindowRules,
     from_dict,
     load_config,
     save_config,
@@ -265,3 +266,51 @@ def test_a_run_saved_before_weight_averaging_reads_back_without_it(tmp_path):
     run.config_path.write_text("{not json")
     with pytest.raises(errors.ModelError, match="config.json"):
         run.read_config()
+
+
+def test_training_cuts_windows_at_its_own_hop_and_scoring_at_the_rules(tmp_path):
+    """Training learns from windows every ``train_hop_seconds`` (half a window); the
+    saved rules score a recording every ``windows.hop_seconds`` (a quarter window).
+    Both are checked, both reach the config from the CLI, and a run saved before the
+    training hop existed trains at its rules' hop, as it did."""
+    import soundfile as sf
+
+    from birdsong.cli.commands import _train_config
+    from birdsong.cli.main import build_parser
+    from birdsong.config import to_dict
+    from birdsong.pipeline import recording_windows
+    from birdsong.rundir import RunDir
+
+    c = TrainConfig()
+    assert (c.windows.hop_seconds, c.train_hop_seconds) == (0.75, 1.5)
+    assert c.training_windows == dataclasses.replace(c.windows, hop_seconds=1.5)
+    short = TrainConfig(features=FeatureConfig(clip_seconds=2.0))
+    assert (short.windows.hop_seconds, short.train_hop_seconds) == (0.5, 1.0)
+    with pytest.raises(errors.InvalidParameterError, match="'train_hop_seconds'.*Got 5"):
+        TrainConfig(train_hop_seconds=5)
+
+    # 12 s of noise: windows start every 1.5 s for training (0, 1.5, ..., 9 s)
+    path = tmp_path / "a.wav"
+    rng = np.random.default_rng(0)
+    sf.write(path, 0.1 * rng.standard_normal(12 * 32000).astype(np.float32), 32000)
+    wide = TrainConfig(windows=WindowRules(max_windows=100, min_activity=0.0))
+    assert len(recording_windows(path, wide)) == 7
+    dense = dataclasses.replace(wide, train_hop_seconds=0.75)
+    assert len(recording_windows(path, dense)) == 13
+
+    args = build_parser().parse_args(
+        ["train", "d", "-o", "r", "--hop-seconds", "1", "--train-hop-seconds", "2"]
+    )
+    got = _train_config(args)
+    assert (got.windows.hop_seconds, got.train_hop_seconds) == (1.0, 2.0)
+    args = build_parser().parse_args(["train", "d", "-o", "r", "--clip-seconds", "2"])
+    got = _train_config(args)
+    assert (got.windows.hop_seconds, got.train_hop_seconds) == (0.5, 1.0)
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.write_labels(["a", "b"])
+    old = to_dict(TrainConfig(windows=WindowRules(hop_seconds=1.0)))
+    del old["train_hop_seconds"]
+    run.config_path.write_text(json.dumps(old))
+    assert run.read_config().train_hop_seconds == 1.0

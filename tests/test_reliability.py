@@ -1086,7 +1086,8 @@ def test_tflite_without_metadata_runs_when_labels_are_given(plain_models):
     clf = Classifier(path, labels=["a", "b", "c"], sample_rate=SR)
     assert clf.sample_rate == SR and clf.clip_seconds == 1.0
     pred = clf.predict(_tone(2.5, SR), sample_rate=SR)
-    assert pred.label in "abc" and len(pred.windows) == 4  # half-window hop: 0, .5, 1, 1.5 s
+    # the default rules: a quarter-window hop, windows at 0, .25, ..., 1.5 s
+    assert pred.label in "abc" and [w.start for w in pred.windows] == [i / 4 for i in range(7)]
     assert sum(pred.scores.values()) == pytest.approx(1.0, abs=1e-4)
     with pytest.raises(ModelError, match="scores 3 classes but has 2 labels"):
         Classifier(path, labels=["a", "b"], sample_rate=SR)

@@ -75,6 +75,7 @@ def demo_config(*, weights: str | None, seed: int = 0, fast: bool = False) -> Tr
         seed=seed,
         validation_min_groups=2,  # 3 birds per species; the demo shows its report
         windows=WindowRules(max_windows=12, hop_seconds=1.0),
+        train_hop_seconds=1.0,
         batch_size=32,
         augment=AugmentConfig(freq_masks=0, time_masks=1),
         multi_label=True,

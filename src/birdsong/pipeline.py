@@ -69,7 +69,8 @@ def select_windows(
 def recording_windows(
     path: str | os.PathLike, config: TrainConfig, *, max_windows: int | None = None
 ) -> np.ndarray:
-    """The windows training and int8 calibration use from one recording.
+    """The windows training and int8 calibration use from one recording (cut every
+    ``config.train_hop_seconds``).
 
     Reads at most ``MAX_TRAIN_SECONDS`` at the model rate and keeps the windows
     :func:`select_windows` prefers (``max_windows`` defaults to the rules'). Raises
@@ -77,7 +78,7 @@ def recording_windows(
     """
     f = config.features
     signal, _ = load_audio(path, sample_rate=f.sample_rate, max_seconds=MAX_TRAIN_SECONDS)
-    rules = config.windows
+    rules = config.training_windows
     if max_windows is not None:
         rules = dataclasses.replace(rules, max_windows=max_windows)
     return select_windows(signal, features=f, rules=rules)
@@ -92,7 +93,7 @@ def annotated_windows(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Windows and per-window targets of a recording labelled by an annotation table.
 
-    Windows every ``windows.hop_seconds``; each gets every species whose selection
+    Windows every ``train_hop_seconds``; each gets every species whose selection
     covers half of it or half of the selection. All windows with a species are kept
     (at most ``max_windows``), and as many "no bird" windows, the most active first
     (the hardest negatives); a partly annotated recording gives no negatives.
@@ -100,7 +101,7 @@ def annotated_windows(
     from .annotation_index import window_labels
 
     f = config.features
-    rules = config.windows.for_clip(f.clip_seconds)
+    rules = config.training_windows
     limit = max_windows or rules.max_windows
     signal, _ = load_audio(recording.path, sample_rate=f.sample_rate, max_seconds=MAX_TRAIN_SECONDS)
     windows, starts = frame(

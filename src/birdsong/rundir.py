@@ -42,9 +42,19 @@ SPLIT_COLUMNS = ["path", "label", "split", "group", "root"]
 SIDES = ("train", "validation")
 
 
-#: TrainConfig fields added after runs were first saved, with the value that reproduces
-#: what a run saved without them did.
-ADDED_FIELDS: dict[str, Any] = {"finetune_average_epochs": 0.0}
+def _old_train_hop(data: dict) -> Any:
+    """Before ``train_hop_seconds``, training cut its windows at the rules' hop."""
+    windows = data.get("windows")
+    return (windows if isinstance(windows, dict) else data).get("hop_seconds")
+
+
+#: TrainConfig fields added after runs were first saved, with the value (or a function
+#: of the saved config giving the value) that reproduces what a run saved without them
+#: did.
+ADDED_FIELDS: dict[str, Any] = {
+    "finetune_average_epochs": 0.0,
+    "train_hop_seconds": _old_train_hop,
+}
 
 
 @dataclass(frozen=True)

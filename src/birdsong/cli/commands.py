@@ -96,9 +96,12 @@ def _train_config(args: argparse.Namespace):
     if args.sample_rate is not None and (feats.get("fmax") or 0) > args.sample_rate / 2:
         feats["fmax"] = None  # min(15 kHz, the new Nyquist frequency)
     if args.clip_seconds is not None and not args.config:
-        data["windows"]["hop_seconds"] = None  # half of the new window
+        data["windows"]["hop_seconds"] = None  # a quarter of the new window
+        data["train_hop_seconds"] = None  # half of it
     if args.hop_seconds is not None:
         data["windows"]["hop_seconds"] = args.hop_seconds
+    if args.train_hop_seconds is not None:
+        data["train_hop_seconds"] = args.train_hop_seconds
     for key in (
         "alpha",
         "weights",

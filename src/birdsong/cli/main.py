@@ -63,6 +63,7 @@ OPTION_NAMES = {
     "strategy": "--strategy",
     "weights": "--weights",
     "windows.hop_seconds": "--hop-seconds",
+    "train_hop_seconds": "--train-hop-seconds",
     "validation_dir": "--validation-dir",
 }
 
@@ -238,7 +239,14 @@ def build_parser() -> argparse.ArgumentParser:
         f"side of the split (default {d.group_pattern!r}: a bird or a "
         "xeno-canto recording)",
     )
-    _hop_option(p, "of the windows learnt from and aggregated; default half a window")
+    _hop_option(
+        p, "of the windows a recording is scored by, saved with the model; default a quarter window"
+    )
+    p.add_argument(
+        "--train-hop-seconds",
+        type=float,
+        help="window hop in s of the windows learnt from (default half a window)",
+    )
     p.add_argument("--patience", type=int, help="early-stopping patience of fine-tuning, in epochs")
     p.add_argument(
         "--frozen-patience",
@@ -319,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="detection threshold for every species (default: the per-species "
         "thresholds inside the model, else 0.5)",
     )
-    _hop_option(p, "default: the model's rule, half a window")
+    _hop_option(p, "default: the model's own rule, saved when it was trained")
     p.add_argument(
         "--overlap",
         type=float,
