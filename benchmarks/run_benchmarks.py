@@ -221,7 +221,16 @@ def child(args: list[str]) -> tuple[float, float]:
     return wall, maxrss_kb * 1024 / MB
 
 
-def bench_process(model: Path, work: Path, runs: int, long_seconds: int, rate: int) -> dict:
+def bench_process(
+    model: Path,
+    work: Path,
+    runs: int,
+    long_seconds: int,
+    rate: int,
+    compare_hops: tuple[float, ...] = (),
+) -> dict:
+    """Cold start on a clip and peak memory over a long file, as new processes; the long
+    file at the model's own window hop, then again at each of ``compare_hops``."""
     import soundfile as sf
 
     from birdsong.synth import DEFAULT_SPECIES, recording
@@ -246,6 +255,11 @@ def bench_process(model: Path, work: Path, runs: int, long_seconds: int, rate: i
                 fh.write(block)
         size = long_path.stat().st_size / MB
         wall, rss = child([*predict, str(long_path), "--format", "json"])
+        by_hop = {
+            str(hop): long_seconds
+            / child([*predict, str(long_path), "--format", "json", "--hop-seconds", str(hop)])[0]
+            for hop in compare_hops
+        }
     finally:
         long_path.unlink(missing_ok=True)
     return {
@@ -258,6 +272,7 @@ def bench_process(model: Path, work: Path, runs: int, long_seconds: int, rate: i
         "long_predict_max_rss_mb": rss,
         "long_predict_wall_s": wall,
         "long_predict_audio_s_per_s": long_seconds / wall,
+        "long_predict_audio_s_per_s_at_hop": by_hop,
     }
 
 

@@ -391,9 +391,10 @@ class Classifier:
         source : path, binary file object, or np.ndarray [shape=(n,) or (n, channels)]
             Any format :func:`birdsong.load_audio` reads; an array needs ``sample_rate``.
         hop_seconds : float, optional
-            Windows start every ``hop_seconds``; default: the model's rules (half a
-            window unless the model says otherwise). Shorter hops time detections more
-            finely and cost more windows.
+            Windows start every ``hop_seconds``; default: the hop the model carries
+            in its rules (a quarter window for models trained since scoring and training
+            hops were separated; half a window before). Shorter hops time detections
+            more finely and cost more windows.
         overlap : float, optional
             The same choice said the other way, ``hop_seconds = clip_seconds - overlap``
             (seconds shared by consecutive windows).
