@@ -314,3 +314,16 @@ def test_training_cuts_windows_at_its_own_hop_and_scoring_at_the_rules(tmp_path)
     del old["train_hop_seconds"]
     run.config_path.write_text(json.dumps(old))
     assert run.read_config().train_hop_seconds == 1.0
+
+
+def test_a_0_1_model_is_scored_at_the_hop_it_was_trained_at():
+    """A model from birdsong 0.1 carries no window rules, only its training settings; it
+    is scored at the hop it trained at: the one it names (0.1 kept it at the top level),
+    else 0.1's default of half a window, not today's quarter-window scoring hop."""
+    from birdsong.inference import _rules
+
+    f = FeatureConfig()
+    assert _rules({"train": {"min_activity": 0.0}}, f).hop_seconds == 1.5
+    assert _rules({"train": {"window_hop_seconds": 1.0}}, f).hop_seconds == 1.0
+    assert _rules({"train": {"windows": {"hop_seconds": 2.0}}}, f).hop_seconds == 2.0
+    assert _rules({}, f).hop_seconds == 0.75  # a model that says nothing: the defaults

@@ -632,6 +632,16 @@ def save_config(config: Any, path: str | os.PathLike) -> Path:
     return atomic_write_text(path, json.dumps(to_dict(config), indent=2) + "\n")
 
 
+def saved_rules_hop(data: Mapping[str, Any]) -> Any:
+    """The window hop a saved ``TrainConfig`` (as JSON data) names, ``None`` if none.
+    Before ``train_hop_seconds`` existed, training cut its windows at this hop too (0.1
+    kept it at the top level as ``window_hop_seconds``, later releases in ``windows``)."""
+    windows = data.get("windows")
+    if isinstance(windows, Mapping) and windows.get("hop_seconds") is not None:
+        return windows["hop_seconds"]
+    return data.get("window_hop_seconds")
+
+
 def load_config(
     cls: type[C], path: str | os.PathLike, *, missing: Mapping[str, Any] | None = None
 ) -> C:

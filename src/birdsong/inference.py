@@ -34,6 +34,7 @@ from .config import (
     check_hop,
     from_dict,
     min_hop_seconds,
+    saved_rules_hop,
 )
 from .errors import InvalidParameterError, MissingDependencyError, ModelError, parameter_error
 from .rules import ScannedRecording, detect_events, recording_scores, scan_recording
@@ -592,7 +593,8 @@ def _rules(settings: dict, features: FeatureConfig) -> WindowRules:
         check_hop(rules.hop_seconds, features.clip_seconds, name="windows.hop_seconds")
         return rules
     if isinstance(settings.get("train"), dict):  # birdsong 0.1: its training windows
-        rules = from_dict(TrainConfig, settings["train"]).windows
+        train = {"train_hop_seconds": saved_rules_hop(settings["train"]), **settings["train"]}
+        rules = from_dict(TrainConfig, train).training_windows
         if rules.hop_seconds and rules.hop_seconds > features.clip_seconds:
             rules = dataclasses.replace(rules, hop_seconds=None)
         return rules.for_clip(features.clip_seconds)

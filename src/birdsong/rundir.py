@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ._io import atomic_write_text
-from .config import TrainConfig, load_config, save_config
+from .config import TrainConfig, load_config, save_config, saved_rules_hop
 from .dataset import DatasetIndex, Recording, Skipped
 from .errors import DatasetError, InvalidParameterError, ModelError, parameter_error
 
@@ -42,18 +42,12 @@ SPLIT_COLUMNS = ["path", "label", "split", "group", "root"]
 SIDES = ("train", "validation")
 
 
-def _old_train_hop(data: dict) -> Any:
-    """Before ``train_hop_seconds``, training cut its windows at the rules' hop."""
-    windows = data.get("windows")
-    return (windows if isinstance(windows, dict) else data).get("hop_seconds")
-
-
 #: TrainConfig fields added after runs were first saved, with the value (or a function
 #: of the saved config giving the value) that reproduces what a run saved without them
 #: did.
 ADDED_FIELDS: dict[str, Any] = {
     "finetune_average_epochs": 0.0,
-    "train_hop_seconds": _old_train_hop,
+    "train_hop_seconds": saved_rules_hop,
 }
 
 
