@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/predict_footprint.py [--model birds.tflite] [--runs 7]
 
 Without ``--model`` it exports the default user model (``TrainConfig()``: MobileNetV2
-alpha 1.0, 128 px, 32 kHz, 12 species; untrained, since time and memory do not depend on
+alpha 1.0, 224 px, 32 kHz, 12 species; untrained, since time and memory do not depend on
 the weights' values). It then times ``birdsong predict clip.wav`` as a new process (the
 median of ``--runs`` runs after one untimed run) and measures the peak memory of
 ``birdsong predict`` over a one-hour 32 kHz WAV, through the launcher of

@@ -5,7 +5,7 @@ Measured (wall-clock ``time.perf_counter``; details in ``benchmarks/README.md``)
 - inference throughput (audio-s per wall-s) of every export variant through
   ``Classifier(path, num_threads=2).predict_windows``, each file's size and its top-1
   agreement with float32 on held-out windows; the frontend (``features.MelSpectrogram``)
-  alone; the default user model (``TrainConfig()``: alpha 1.0, 128 px) as float32;
+  alone; the default user model (``TrainConfig()``: alpha 1.0, 224 px) as float32;
 - cold start of ``birdsong predict clip.wav --model M`` as a whole process;
 - max RSS of ``birdsong predict`` on a one-hour 32 kHz PCM_16 WAV (deleted afterwards);
 - phase-1 epoch time on cached features against an uncached frozen-backbone epoch, and

@@ -56,7 +56,7 @@ def settings(fast: bool) -> tuple[birdsong.FeatureConfig, dict]:
             sample_rate=16000,
         )
     else:
-        features = birdsong.FeatureConfig()  # 32 kHz, 3 s windows, 128 mels, 128 px
+        features = birdsong.FeatureConfig()  # 32 kHz, 3 s windows, 128 mels, 224 px
         demo = dict(species=12, individuals=3, recordings_per_individual=3, duration_seconds=8.0)
     return features, demo
 

@@ -73,7 +73,7 @@ def make_config(weights: str | None, *, fast: bool, demo_data: bool) -> birdsong
     weights = "imagenet" if weights is None else weights
     if demo_data:  # small and quick, tuned for the synthetic birds
         return demo_config(weights=None if weights.lower() == "none" else weights)
-    return birdsong.TrainConfig(weights=weights)  # MobileNetV2 1.0 at 128 px, 3 s windows
+    return birdsong.TrainConfig(weights=weights)  # MobileNetV2 1.0 at 224 px, 3 s windows
 
 
 def describe(config: birdsong.TrainConfig) -> str:

@@ -120,9 +120,10 @@ class FeatureConfig:
     fmax: float | None = None  # None: min(15000, sample_rate / 2)
     db_range: float = 80.0
     min_reference_db: float = -50.0
-    # 128 px, not ImageNet's 224: twice as fast (float32 export 9.7x BirdNET 2.4 against
-    # 4.9x, benchmarks/speed.py) and as accurate on the hard field set (benchmarks/README)
-    image_size: int = 128
+    # ImageNet's 224 px, not 128: on the hard field set the recipe made 1 error where
+    # 128 px made 7 on a fresh set of birds (benchmarks/README, "Image size"); 128 px
+    # runs about twice as fast (benchmarks/speed.py) for users who need speed
+    image_size: int = 224
     band_floor_percentile: float = 0.0
 
     def __post_init__(self) -> None:
