@@ -293,6 +293,34 @@ def test_band_limit_augmentation_empties_the_top_band():
     np.testing.assert_array_equal(np.asarray(never(x, y, w)[0]), np.asarray(x))
 
 
+def test_speed_perturbation_moves_pitch_within_the_spread():
+    """Speed perturbation: a 2 kHz tone comes out between 1.8 and 2.2 kHz with a 0.1
+    spread, not always at the same pitch, its centre in place; with 0 it is untouched."""
+    from birdsong.config import AugmentConfig
+    from birdsong.pipeline import _augment_fn
+
+    f = FeatureConfig()
+    t = np.arange(f.num_samples) / f.sample_rate
+    x = tf.constant((0.5 * np.sin(2 * np.pi * 2000.0 * t)).astype(np.float32))
+    y, w = tf.constant([1.0, 0.0]), tf.constant(1.0)
+    quiet = dict(time_shift_seconds=0.0, gain_db=0.0, noise_probability=0.0)
+    quiet |= dict(band_limit_probability=0.0)
+    fn = _augment_fn(AugmentConfig(**quiet, speed_perturbation=0.1), f, seed=0)
+    freqs = np.fft.rfftfreq(f.num_samples, 1 / f.sample_rate)
+    peaks = []
+    for _ in range(8):
+        out = np.asarray(fn(x, y, w)[0])
+        peaks.append(freqs[np.argmax(np.abs(np.fft.rfft(out)))])
+        middle = f.num_samples // 2
+        np.testing.assert_allclose(out[middle], np.asarray(x)[middle], atol=0.02)
+    assert all(1790.0 <= p <= 2210.0 for p in peaks), peaks
+    assert max(peaks) - min(peaks) > 20.0, peaks
+    off = _augment_fn(AugmentConfig(**quiet, speed_perturbation=0.0), f, seed=0)
+    np.testing.assert_array_equal(np.asarray(off(x, y, w)[0]), np.asarray(x))
+    with pytest.raises(Exception, match="speed_perturbation"):
+        AugmentConfig(speed_perturbation=0.8)
+
+
 def test_band_limit_setting_is_checked():
     from birdsong.config import AugmentConfig
     from birdsong.errors import InvalidParameterError

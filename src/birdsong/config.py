@@ -300,6 +300,14 @@ class AugmentConfig:
     species): field recordings often hold a quieter second species. Unlike mixup, which
     blends two windows into a soft label, the bird in front stays the answer. Off by
     default: on the field benchmark it did not help (``benchmarks/README.md``).
+
+    ``speed_perturbation``: each training window is resampled about its centre by a
+    factor drawn uniformly from 1 +- this fraction, which moves every frequency by that
+    factor and the tempo with it (speech's speed perturbation). One bird of a species
+    sings a few per cent higher or faster than another; with one or three recordings of
+    a species, the model otherwise learns that bird's pitch. Off by default: at 0.1 on
+    the field benchmark it moved nothing beyond the noise with 1 or 3 recordings per
+    species (``benchmarks/README.md``), where the species differ partly by pitch.
     """
 
     time_shift_seconds: float = 0.5
@@ -315,6 +323,7 @@ class AugmentConfig:
     band_limit_hz: tuple[float, float] = (5000.0, 15000.0)
     overlay_probability: float = 0.0
     overlay_db: tuple[float, float] = (4.0, 14.0)
+    speed_perturbation: float = 0.0
 
     def __post_init__(self) -> None:
         own = "AugmentConfig"
@@ -331,6 +340,7 @@ class AugmentConfig:
         _range(self, "band_limit_hz", "frequencies in Hz", positive=True)
         _number(own, "overlay_probability", self.overlay_probability, low=0.0, high=1.0)
         _range(self, "overlay_db", "dB values")
+        _number(own, "speed_perturbation", self.speed_perturbation, low=0.0, high=0.5)
 
     @classmethod
     def off(cls) -> AugmentConfig:
@@ -344,6 +354,7 @@ class AugmentConfig:
             mixup_alpha=0.0,
             band_limit_probability=0.0,
             overlay_probability=0.0,
+            speed_perturbation=0.0,
         )
 
 

@@ -149,12 +149,31 @@ def _loader(
     return load
 
 
+def _resample_about_centre(x, spread: float, n: int):
+    """``x`` (``n`` samples) read at a rate drawn from 1 +- ``spread`` about its centre,
+    by linear interpolation: pitch and tempo move together; where a faster reading runs
+    off either end, silence."""
+    tf = require("tensorflow")
+    rate = tf.random.uniform([], 1.0 - spread, 1.0 + spread)
+    centre = (n - 1) / 2.0
+    pos = centre + (tf.range(n, dtype=tf.float32) - centre) * rate
+    inside = tf.cast((pos >= 0.0) & (pos <= n - 1.0), x.dtype)
+    pos = tf.clip_by_value(pos, 0.0, n - 1.0)
+    left = tf.cast(tf.floor(pos), tf.int32)
+    right = tf.minimum(left + 1, n - 1)
+    frac = pos - tf.floor(pos)
+    a, b = tf.gather(x, left), tf.gather(x, right)
+    return (a + (b - a) * frac) * inside
+
+
 def _augment_fn(aug: AugmentConfig, features: FeatureConfig, seed: int):
     tf = require("tensorflow")
     n = features.num_samples
     shift = int(aug.time_shift_seconds * features.sample_rate)
 
     def augment(x, y, w):
+        if aug.speed_perturbation > 0:
+            x = _resample_about_centre(x, aug.speed_perturbation, n)
         if shift > 0:
             x = tf.roll(x, tf.random.uniform([], -shift, shift + 1, tf.int32), axis=0)
         if aug.gain_db > 0:
