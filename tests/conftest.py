@@ -57,6 +57,7 @@ def tiny_config(**changes):
         finetune_learning_rate=1e-3,
         seed=0,
         validation_min_groups=2,  # the tiny datasets have 2-3 birds and are validated
+        min_epoch_windows=0,  # one pass per epoch, also with a pretrained backbone
     )
     base.update(changes)
     return TrainConfig(**base)

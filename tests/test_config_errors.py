@@ -247,6 +247,33 @@ def test_weight_averaging_validates_and_keeps_the_average_then_trains_on():
                 np.testing.assert_array_equal(b, t)
 
 
+def test_min_epoch_windows_follows_the_weights_and_old_runs_keep_one_pass(tmp_path):
+    """``min_epoch_windows``: 512 with a pretrained backbone, 0 from scratch, checked,
+    set by ``--min-epoch-windows``; a run saved before it existed resumes with one pass
+    per epoch, as it trained;"""
+    from birdsong.cli import build_parser
+    from birdsong.cli.commands import _train_config
+    from birdsong.config import to_dict
+    from birdsong.rundir import RunDir
+
+    assert TrainConfig().min_epoch_windows == 512
+    assert TrainConfig(weights=None).min_epoch_windows == 0
+    for bad in (-1, 2.5):
+        with pytest.raises(errors.InvalidParameterError, match="'min_epoch_windows'"):
+            TrainConfig(min_epoch_windows=bad)
+    args = build_parser().parse_args(["train", "d", "-o", "r", "--min-epoch-windows", "100"])
+    assert _train_config(args).min_epoch_windows == 100
+    args = build_parser().parse_args(["train", "d", "-o", "r", "--weights", "none"])
+    assert _train_config(args).min_epoch_windows == 0
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.write_labels(["a", "b"])
+    old = to_dict(TrainConfig())
+    del old["min_epoch_windows"]
+    run.config_path.write_text(json.dumps(old))
+    assert run.read_config().min_epoch_windows == 0
+
+
 def test_a_run_saved_before_weight_averaging_reads_back_without_it(tmp_path):
     """Runs save every setting; one written before ``finetune_average_epochs`` existed
     resumes without averaging (what it did), not with today's default of 1 epoch. A

@@ -321,6 +321,28 @@ def test_speed_perturbation_moves_pitch_within_the_spread():
         AugmentConfig(speed_perturbation=0.8)
 
 
+def test_repeat_passes_over_every_window_that_many_times(tmp_path):
+    """``make_dataset(repeat=k)`` (``min_epoch_windows``): one iteration of the training
+    dataset holds every cached window k times, each copy augmented anew."""
+    from birdsong.dataset import index_dataset
+    from birdsong.pipeline import SkipLog, make_dataset
+    from conftest import tiny_config, write_tone_dataset
+
+    index = index_dataset(write_tone_dataset(tmp_path / "data", individuals=1))
+    config = tiny_config()
+
+    def windows(repeat):
+        ds = make_dataset(index, config, training=True, skips=SkipLog(), repeat=repeat)
+        return np.concatenate([np.asarray(x) for x, _, _ in ds])
+
+    once, thrice = windows(1), windows(3)
+    assert len(thrice) == 3 * len(once) > 0
+    copies = {np.round(w, 3).tobytes() for w in thrice}
+    assert len(copies) == len(thrice)  # no two copies of a window augmented alike
+    with pytest.raises(Exception, match="min_epoch_windows"):
+        tiny_config(min_epoch_windows=-1)
+
+
 def test_band_limit_setting_is_checked():
     from birdsong.config import AugmentConfig
     from birdsong.errors import InvalidParameterError

@@ -252,6 +252,7 @@ def make_dataset(
     with_ids: bool = False,
     batch_size: int | None = None,
     max_windows: int | None = None,
+    repeat: int = 1,
 ):
     """Build the ``tf.data.Dataset`` of ``(waveform, target, sample_weight)`` batches.
 
@@ -271,6 +272,9 @@ def make_dataset(
     with_ids : bool
         Yield ``(waveform, one_hot, recording_id)`` instead, unshuffled and unaugmented:
         for evaluation and feature extraction, to aggregate windows per recording.
+    repeat : int
+        In training, pass over the (cached) windows this many times per iteration of
+        the dataset, each pass shuffled and augmented anew.
     """
     tf = require("tensorflow", purpose="build the training pipeline")
     f = config.features
@@ -317,6 +321,8 @@ def make_dataset(
         return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
     ds = ds.map(lambda x, y, rid: (x, y, weight(y)))
     if training:
+        if repeat > 1:
+            ds = ds.repeat(repeat)
         ds = ds.shuffle(4096, seed=config.seed, reshuffle_each_iteration=True)
         aug = config.augment
         ds = ds.map(_augment_fn(aug, f, config.seed), num_parallel_calls=tf.data.AUTOTUNE)

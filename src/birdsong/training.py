@@ -709,13 +709,19 @@ def _train(
                 )
                 + f"up to {config.epochs_finetune} epochs"
             )
+            repeat = max(1, -(-config.min_epoch_windows // max(len(ytr), 1)))
+            if repeat > 1:
+                say(
+                    f"  {len(ytr)} training windows, each epoch passes over them {repeat} "
+                    f"times (min_epoch_windows {config.min_epoch_windows})"
+                )
             model.compile(
-                optimizer=_finetune_optimizer(config, len(ytr)),
+                optimizer=_finetune_optimizer(config, len(ytr) * repeat),
                 loss=_loss(config),
                 metrics=_metrics(config),
             )
             train_ds = make_dataset(
-                train_idx, config, training=True, skips=skips, class_weights=weights
+                train_idx, config, training=True, skips=skips, class_weights=weights, repeat=repeat
             )
             val_ds = make_dataset(val_idx, config, training=False, skips=skips) if has_val else None
             averaged = _averaged_weights_callback()

@@ -115,6 +115,7 @@ def _train_config(args: argparse.Namespace):
         "finetune_learning_rate",
         "finetune_schedule",
         "finetune_average_epochs",
+        "min_epoch_windows",
         "validation_fraction",
         "validation_min_groups",
         "patience",

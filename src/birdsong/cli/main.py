@@ -264,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="validate and keep a moving average of the fine-tuned weights over about "
         "this many epochs (default 1 with pretrained weights, 0 = off from scratch)",
     )
+    p.add_argument(
+        "--min-epoch-windows",
+        type=int,
+        help="a fine-tuning epoch passes over the training windows until it has seen at "
+        "least this many (default 512 with pretrained weights, 0 = one pass from scratch)",
+    )
     p.add_argument("--label-smoothing", type=float, help="default 0")
     p.add_argument("--no-augment", action="store_true", help="switch augmentation off")
     p.add_argument("--mixup", type=float, help="mixup alpha (0 = off)")
