@@ -250,7 +250,7 @@ def test_weight_averaging_validates_and_keeps_the_average_then_trains_on():
 def test_min_epoch_windows_follows_the_weights_and_old_runs_keep_one_pass(tmp_path):
     """``min_epoch_windows``: 512 with a pretrained backbone, 0 from scratch, checked,
     set by ``--min-epoch-windows``; a run saved before it existed resumes with one pass
-    per epoch, as it trained;"""
+    per epoch, as it trained."""
     from birdsong.cli import build_parser
     from birdsong.cli.commands import _train_config
     from birdsong.config import to_dict
