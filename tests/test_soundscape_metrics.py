@@ -162,3 +162,34 @@ def test_greedy_matching_follows_scores_and_iou_is_stricter():
         match_events([first], truth, overlap="dice")
     assert match_events([], truth).false_negatives == (0,)
     assert match_events([first], []).false_positives == (0,)
+
+
+def test_detect_events_times_each_window_by_its_middle_hop():
+    """3-s windows every second: each answers for its middle second, so windows 5-7
+    naming a species give 6-9 s and window 10 alone gives 11-12 s; runs touching the
+    first or last window reach the recording's edges; "no bird" never becomes an event;
+    with hop >= clip a window answers for all of itself."""
+    from birdsong.rules import detect_events
+
+    starts = np.arange(0.0, 18.0)  # windows 0-17, the last ending at 20 s
+    scores = np.zeros((18, 3))
+    scores[[5, 6, 7, 10], 0] = 0.9  # tit
+    scores[[0, 1, 17], 1] = 0.8  # gull, at both edges
+    scores[3, 2] = 0.99  # _Background
+    kw = dict(
+        thresholds=np.array([0.5, 0.5, 0.5]),
+        labels=["tit", "gull", "_Background"],
+        multi_label=True,
+        clip_seconds=3.0,
+        duration=20.0,
+    )
+    events = detect_events(starts, scores, hop_seconds=1.0, **kw)
+    assert events == [
+        (0.0, 3.0, 1, 0.8),  # windows 0-1: from the recording's start to 1 + 2
+        (6.0, 9.0, 0, 0.9),
+        (11.0, 12.0, 0, 0.9),
+        (18.0, 20.0, 1, 0.8),  # window 17: from its middle to the recording's end
+    ]
+    wide = detect_events(starts[::4] * 1.0, scores[::4], hop_seconds=4.0, **kw)
+    # windows at 0, 4, 8, 12, 16 s with a 4-s hop: no margin, each covers itself
+    assert wide == [(0.0, 3.0, 1, 0.8)]

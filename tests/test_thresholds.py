@@ -57,6 +57,25 @@ def test_precision_rule_takes_the_most_recall_that_reaches_the_target():
     assert report["per_species"]["gull"]["note"].startswith("precision 0.9 not reached")
 
 
+def test_floor_raises_low_thresholds_and_reports_what_the_floor_gives():
+    """Sigmoid outputs get a floor of 0.5: the tit's best-F1 threshold (0.3) is raised,
+    and its precision and recall are those of the windows scoring >= 0.5."""
+    floored = choose_thresholds(SCORES, TARGETS, LABELS, rule="f1", floor=0.5)
+    assert floored.thresholds.tolist() == [0.5, 0.8, 0.5, 0.6]
+    # >= 0.5: windows 0.9 0.8 0.7 0.6 hold 3 of the tit's 4 positives
+    assert (floored.precision[0], floored.recall[0], floored.f1[0]) == pytest.approx(
+        (0.75, 0.75, 0.75)
+    )
+    assert "0.3 raised to the floor 0.5" in floored.notes["tit"]
+    assert set(floored.notes) == {"tit", "wren"}  # the others were above it already
+    assert floored.to_dict()["floor"] == 0.5
+    assert choose_thresholds(SCORES, TARGETS, LABELS).to_dict()["floor"] is None
+    high = choose_thresholds(SCORES, TARGETS, LABELS, floor=0.75)
+    assert high.thresholds.tolist() == [0.75, 0.8, 0.75, 0.75]  # the default too
+    with pytest.raises(InvalidParameterError, match="floor"):
+        choose_thresholds(SCORES, TARGETS, LABELS, floor=float("nan"))
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_reported_numbers_are_what_the_thresholds_give_and_f1_is_best(seed):
     rng = np.random.default_rng(seed)

@@ -293,6 +293,9 @@ def test_multi_label_training_with_a_background_folder(tmp_path):
     assert result.labels == ("high", "low", "mid")
     thresholds = json.loads((result.run_dir / "thresholds.json").read_text())
     assert set(thresholds["per_species"]) == {"high", "low", "mid"}
+    # a sigmoid threshold under 0.5 would fire where the model judges absence likelier
+    assert thresholds["floor"] == 0.5
+    assert min(v["threshold"] for v in thresholds["per_species"].values()) >= 0.5
     assert "cmap" in result.report["multi_label_metrics"]
     info = read_metadata(result.tflite_path)
     assert info.settings["output"] == "sigmoid"

@@ -401,6 +401,8 @@ def _markdown(report: dict[str, Any]) -> str:
     th = report.get("thresholds")
     if th:
         rule = "maximum F1" if th["rule"] == "f1" else f"precision >= {th['target_precision']:g}"
+        if th.get("floor") is not None:
+            rule += f", at least {th['floor']:g}"
         lines += [
             f"\n## Detection thresholds (chosen on these windows: {rule})\n",
             "| species | threshold | precision | recall | note |",

@@ -1,8 +1,8 @@
 """Per-species score thresholds chosen on validation windows (pure NumPy).
 
 A species is reported in a window when its score is ``>= threshold``. Each threshold is
-one of the species' validation scores, so the precision and recall returned are exactly
-what that threshold gives on the validation windows.
+one of the species' validation scores (or the ``floor``), so the precision and recall
+returned are exactly what that threshold gives on the validation windows.
 """
 
 from __future__ import annotations
@@ -17,9 +17,13 @@ import numpy as np
 
 from .errors import parameter_error
 
-__all__ = ["RULES", "Thresholds", "apply_thresholds", "choose_thresholds"]
+__all__ = ["RULES", "SIGMOID_FLOOR", "Thresholds", "apply_thresholds", "choose_thresholds"]
 
 RULES = ("f1", "precision")
+
+#: The lowest threshold training chooses for a sigmoid (multi-label) output: below it the
+#: model says the species is more likely absent than present.
+SIGMOID_FLOOR = 0.5
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class Thresholds:
     rule: str
     target_precision: float | None
     notes: dict[str, str]
+    floor: float | None = None
 
     def as_mapping(self) -> dict[str, float]:
         """``{label: threshold}``."""
@@ -56,6 +61,7 @@ class Thresholds:
         return {
             "rule": self.rule,
             "target_precision": self.target_precision,
+            "floor": self.floor,
             "per_species": {
                 label: {
                     "threshold": float(self.thresholds[k]),
@@ -86,6 +92,7 @@ def choose_thresholds(
     rule: str = "f1",
     target_precision: float = 0.9,
     default: float = 0.5,
+    floor: float | None = None,
 ) -> Thresholds:
     """Choose a threshold per species from validation windows.
 
@@ -107,6 +114,14 @@ def choose_thresholds(
         Used by ``rule="precision"``.
     default : float, default 0.5
         Threshold for species without positive validation windows (noted).
+    floor : float or None, default None
+        No threshold below this: a species whose rule picks a lower one gets ``floor``
+        instead, with the precision and recall ``floor`` gives (noted). Training passes
+        0.5 for sigmoid outputs, where a score under 0.5 says the species is more likely
+        absent: validation windows cut from recordings labelled by folder include
+        windows without a song, and these pull the best-F1 threshold down to where the
+        model fires on noise (on the demo soundscapes, seed 0, thresholds of 0.09-0.46
+        for three species gave 14 of the 23 false alarms).
 
     Returns
     -------
@@ -123,6 +138,12 @@ def choose_thresholds(
     ):
         raise parameter_error("default", "a finite number", default, owner=owner)
     default = float(default)
+    if floor is not None:
+        if not (
+            isinstance(floor, numbers.Real) and not isinstance(floor, bool) and math.isfinite(floor)
+        ):
+            raise parameter_error("floor", "a finite number or None", floor, owner=owner)
+        floor = float(floor)
     s = np.asarray(scores, dtype=np.float64)
     t = np.asarray(targets) > 0.5
     if s.ndim != 2 or s.shape != t.shape:
@@ -139,8 +160,10 @@ def choose_thresholds(
     for k, label in enumerate(labels):
         positive, score = t[:, k], s[:, k]
         if not positive.any():
-            out["threshold"][k] = default
-            notes[label] = f"no positive validation windows; default threshold {default:g}"
+            out["threshold"][k] = default if floor is None else max(default, floor)
+            notes[label] = (
+                f"no positive validation windows; default threshold {out['threshold'][k]:g}"
+            )
             continue
         order = np.argsort(-score, kind="mergesort")
         ss = score[order]
@@ -168,6 +191,21 @@ def choose_thresholds(
             recall[best],
             f1[best],
         )
+        if floor is not None and out["threshold"][k] < floor:
+            fired = score >= floor
+            tp, n_fired, n_pos = (
+                int((fired & positive).sum()),
+                int(fired.sum()),
+                int(positive.sum()),
+            )
+            notes[label] = (
+                f"{'best-F1' if rule == 'f1' else 'chosen'} threshold "
+                f"{out['threshold'][k]:.3g} raised to the floor {floor:g}"
+            )
+            out["threshold"][k] = floor
+            out["precision"][k] = tp / n_fired if n_fired else np.nan
+            out["recall"][k] = tp / n_pos
+            out["f1"][k] = 2 * tp / (n_fired + n_pos)
     return Thresholds(
         tuple(labels),
         out["threshold"],
@@ -178,6 +216,7 @@ def choose_thresholds(
         rule,
         target if rule == "precision" else None,
         notes,
+        floor,
     )
 
 

@@ -81,7 +81,7 @@ def train(
     settings, split, history, learning curves and report (``report/``).
     """
     from .evaluation import evaluate_index, write_report
-    from .thresholds import choose_thresholds
+    from .thresholds import SIGMOID_FLOOR, choose_thresholds
 
     trained = train_model(
         data_dir,
@@ -117,6 +117,7 @@ def train(
             trained.labels,
             rule="f1" if config.target_precision is None else "precision",
             target_precision=config.target_precision or 0.9,
+            floor=SIGMOID_FLOOR if config.multi_label else None,
         ).to_dict()
         run.write_thresholds(thresholds)
         report["thresholds"] = thresholds
