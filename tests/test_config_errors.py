@@ -274,6 +274,44 @@ def test_min_epoch_windows_follows_the_weights_and_old_runs_keep_one_pass(tmp_pa
     assert run.read_config().min_epoch_windows == 0
 
 
+def test_overlays_follow_multi_label_and_old_runs_keep_them_off(tmp_path):
+    """``augment.overlay_probability``: 0.5 for a multi-label model, 0 for softmax, an
+    explicit value kept; ``--multi-label`` and ``--overlay`` on the command line; a run
+    saved before the default existed resumes without overlays, as it trained."""
+    from birdsong.cli import build_parser
+    from birdsong.cli.commands import _train_config
+    from birdsong.config import AugmentConfig, load_config, save_config, to_dict
+    from birdsong.rundir import RunDir
+
+    assert TrainConfig().augment.overlay_probability == 0.0
+    assert TrainConfig(multi_label=True).augment.overlay_probability == 0.5
+    off = AugmentConfig(overlay_probability=0.0)
+    assert TrainConfig(multi_label=True, augment=off).augment.overlay_probability == 0.0
+    assert AugmentConfig().overlay_probability is None  # TrainConfig decides
+    with pytest.raises(errors.InvalidParameterError, match="overlay_probability"):
+        AugmentConfig(overlay_probability=1.5)
+
+    def parsed(*extra):
+        return _train_config(build_parser().parse_args(["train", "d", "-o", "r", *extra]))
+
+    assert parsed("--multi-label").augment.overlay_probability == 0.5
+    assert parsed().augment.overlay_probability == 0.0
+    assert parsed("--multi-label", "--overlay", "0").augment.overlay_probability == 0.0
+    assert parsed("--overlay", "0.3").augment.overlay_probability == 0.3
+    assert parsed("--multi-label", "--no-augment").augment.overlay_probability == 0.0
+    # a config file keeps what it says, also with --multi-label
+    saved = save_config(TrainConfig(), tmp_path / "softmax.json")
+    assert parsed("--config", str(saved), "--multi-label").augment.overlay_probability == 0.0
+    assert load_config(TrainConfig, saved).augment.overlay_probability == 0.0
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.write_labels(["a", "b"])
+    old = to_dict(TrainConfig(multi_label=True))
+    del old["augment"]["overlay_probability"]
+    run.config_path.write_text(json.dumps(old))
+    assert run.read_config().augment.overlay_probability == 0.0
+
+
 def test_a_run_saved_before_weight_averaging_reads_back_without_it(tmp_path):
     """Runs save every setting; one written before ``finetune_average_epochs`` existed
     resumes without averaging (what it did), not with today's default of 1 epoch. A

@@ -298,8 +298,12 @@ class AugmentConfig:
     the same batch (usually another species) is mixed, ``overlay_db`` (low, high) dB
     under it by RMS. The window keeps its own label (a multi-label model gets both
     species): field recordings often hold a quieter second species. Unlike mixup, which
-    blends two windows into a soft label, the bird in front stays the answer. Off by
-    default: on the field benchmark it did not help (``benchmarks/README.md``).
+    blends two windows into a soft label, the bird in front stays the answer. Left at
+    ``None``, :class:`TrainConfig` makes it 0.5 for a multi-label model and 0 for a
+    softmax one. Multi-label models trained on folder recordings of one species each
+    missed most songs that another species sang over; with overlays, event F1 on the
+    demo soundscapes rose on every seed (``benchmarks/README.md``, "Finding songs in
+    soundscapes"). For a softmax model, on the field benchmark, it did not help.
 
     ``speed_perturbation``: each training window is resampled about its centre by a
     factor drawn uniformly from 1 +- this fraction, which moves every frequency by that
@@ -321,7 +325,7 @@ class AugmentConfig:
     mixup_alpha: float = 0.0
     band_limit_probability: float = 0.25
     band_limit_hz: tuple[float, float] = (5000.0, 15000.0)
-    overlay_probability: float = 0.0
+    overlay_probability: float | None = None
     overlay_db: tuple[float, float] = (4.0, 14.0)
     speed_perturbation: float = 0.0
 
@@ -338,7 +342,8 @@ class AugmentConfig:
         _number(own, "mixup_alpha", self.mixup_alpha, low=0.0, high=10.0)
         _number(own, "band_limit_probability", self.band_limit_probability, low=0.0, high=1.0)
         _range(self, "band_limit_hz", "frequencies in Hz", positive=True)
-        _number(own, "overlay_probability", self.overlay_probability, low=0.0, high=1.0)
+        if self.overlay_probability is not None:
+            _number(own, "overlay_probability", self.overlay_probability, low=0.0, high=1.0)
         _range(self, "overlay_db", "dB values")
         _number(own, "speed_perturbation", self.speed_perturbation, low=0.0, high=0.5)
 
@@ -479,6 +484,18 @@ class TrainConfig:
             "an AugmentConfig",
         )
         _check(own, "windows", self.windows, isinstance(self.windows, WindowRules), "a WindowRules")
+        _check(
+            own,
+            "multi_label",
+            self.multi_label,
+            isinstance(self.multi_label, bool),
+            "True or False",
+        )
+        if self.augment.overlay_probability is None:  # overlays teach two species at once
+            overlay = MULTI_LABEL_OVERLAY if self.multi_label else 0.0
+            object.__setattr__(
+                self, "augment", dataclasses.replace(self.augment, overlay_probability=overlay)
+            )
         clip = self.features.clip_seconds
         object.__setattr__(self, "windows", self.windows.for_clip(clip))
         check_hop(self.windows.hop_seconds, clip, name="windows.hop_seconds", owner=own)
@@ -511,13 +528,6 @@ class TrainConfig:
             self.weights,
             self.weights is None or isinstance(self.weights, str),
             "'imagenet', None or a path to a weights file",
-        )
-        _check(
-            own,
-            "multi_label",
-            self.multi_label,
-            isinstance(self.multi_label, bool),
-            "True or False",
         )
         _number(own, "dropout", self.dropout, low=0.0, high=0.9)
         for name, value in _schedule(self.weights is not None).items():
@@ -567,6 +577,9 @@ class TrainConfig:
             "> 0",
         )
 
+
+#: ``AugmentConfig.overlay_probability`` of a multi-label model when left at ``None``.
+MULTI_LABEL_OVERLAY = 0.5
 
 #: How the fine-tuning learning rate moves over ``epochs_finetune``: held, or cosine
 #: decay from ``finetune_learning_rate`` towards 0 (set at the start of each epoch).
@@ -670,9 +683,10 @@ def saved_rules_hop(data: Mapping[str, Any]) -> Any:
 def load_config(
     cls: type[C], path: str | os.PathLike, *, missing: Mapping[str, Any] | None = None
 ) -> C:
-    """Read a config of class ``cls`` from a JSON file; top-level fields the file lacks
-    take their value from ``missing`` where it names them (a callable there is given the
-    file's settings and returns the value), else the class default."""
+    """Read a config of class ``cls`` from a JSON file; fields the file lacks take their
+    value from ``missing`` where it names them (a callable there is given the file's
+    settings and returns the value; ``"augment.name"`` names a field of a nested
+    config the file holds), else the class default."""
     p = Path(path)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
@@ -681,8 +695,12 @@ def load_config(
     except (OSError, ValueError) as exc:
         raise InvalidParameterError(f"Cannot read {cls.__name__} from {p}: {exc}") from exc
     if missing and isinstance(data, dict):
-        data = {
-            **{k: v(data) if callable(v) else v for k, v in missing.items() if k not in data},
-            **data,
-        }
+        data = dict(data)
+        for key, value in missing.items():
+            *outer, name = key.split(".")
+            holder = data
+            for part in outer:
+                holder = holder.get(part) if isinstance(holder, dict) else None
+            if isinstance(holder, dict) and name not in holder:
+                holder[name] = value(data) if callable(value) else value
     return from_dict(cls, data)

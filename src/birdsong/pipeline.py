@@ -327,7 +327,7 @@ def make_dataset(
         aug = config.augment
         ds = ds.map(_augment_fn(aug, f, config.seed), num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.batch(batch)
-        if aug.overlay_probability > 0:
+        if (aug.overlay_probability or 0.0) > 0:  # None: a bare AugmentConfig, off
             ds = ds.map(
                 _overlay_fn(aug, multi_label=config.multi_label),
                 num_parallel_calls=tf.data.AUTOTUNE,

@@ -49,6 +49,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "finetune_average_epochs": 0.0,
     "min_epoch_windows": 0,
     "train_hop_seconds": saved_rules_hop,
+    "augment.overlay_probability": 0.0,
 }
 
 

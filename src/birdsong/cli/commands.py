@@ -133,10 +133,14 @@ def _train_config(args: argparse.Namespace):
                 data[key] = None
     if args.multi_label:
         data["multi_label"] = True
+    if not args.config:
+        data["augment"]["overlay_probability"] = None  # follows multi_label (TrainConfig)
     if args.no_augment:
         data["augment"] = to_dict(AugmentConfig.off())
     if args.mixup is not None:
         data["augment"]["mixup_alpha"] = args.mixup
+    if args.overlay is not None:
+        data["augment"]["overlay_probability"] = args.overlay
     return from_dict(TrainConfig, data | {"features": from_dict(FeatureConfig, feats)})
 
 

@@ -273,6 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-smoothing", type=float, help="default 0")
     p.add_argument("--no-augment", action="store_true", help="switch augmentation off")
     p.add_argument("--mixup", type=float, help="mixup alpha (0 = off)")
+    p.add_argument(
+        "--overlay",
+        type=float,
+        metavar="P",
+        help="share of training windows with a quieter window of another species mixed in "
+        "(default 0.5 with --multi-label, else 0)",
+    )
     p.add_argument("--seed", type=int)
     p.add_argument("--strategy", default="default", choices=["default", "mirrored"])
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
