@@ -150,7 +150,44 @@ def measure(folder: Path) -> dict:
             for overlap in ("annotation", "iou"):
                 m = event_metrics(detections, selections, labels=labels, overlap=overlap)["overall"]
                 out[f"{rule_name} | {thr_name} | {overlap}"] = m
-    return {"hop_seconds": hop, "clip_seconds": clip, "results": out}
+    return {
+        "hop_seconds": hop,
+        "clip_seconds": clip,
+        "results": out,
+        "songs_by_best_score": best_scores(scans, labels, clip, floored),
+    }
+
+
+def best_scores(scans, labels, clip: float, thresholds: np.ndarray) -> dict[str, dict[str, int]]:
+    """Each annotated song's best score for its species over the windows that hold all of
+    it (or, for a song longer than a window, that overlap it), counted in bands: how
+    many songs the model does not hear at all, and how many only a lower threshold
+    would find; and of each band, how many overlap a song of another species."""
+    names = ("under 0.1", "0.1 to 0.5", "0.5 to its threshold", "at or over")
+    bands = {name: {"songs": 0, "overlapping another species": 0} for name in names}
+    for rec, scan in scans:
+        ends = scan.starts + clip
+        for a in rec.annotations:
+            if a.label not in labels:
+                continue
+            k = labels.index(a.label)
+            holds = (scan.starts <= a.start + 1e-6) & (ends >= a.end - 1e-6)
+            if not holds.any():
+                holds = (scan.starts < a.end) & (ends > a.start)
+            best = float(scan.scores[holds, k].max())
+            if best < 0.1:
+                band = names[0]
+            elif best < 0.5:
+                band = names[1]
+            elif best < thresholds[k]:
+                band = names[2]
+            else:
+                band = names[3]
+            bands[band]["songs"] += 1
+            bands[band]["overlapping another species"] += any(
+                b.label != a.label and b.start < a.end and b.end > a.start for b in rec.annotations
+            )
+    return bands
 
 
 def main() -> int:
@@ -182,6 +219,9 @@ def main() -> int:
         print(
             f"{key:52s} {mean['precision']:6.3f} {mean['recall']:6.3f} {mean['f1']:6.3f}  {seeds}"
         )
+    print("\nsongs by their best score (windows holding them; thresholds floored at 0.5):")
+    for seed in args.seeds:
+        print(f"  seed {seed}: {per_seed[seed]['songs_by_best_score']}")
     result = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version()},
