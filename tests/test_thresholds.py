@@ -70,6 +70,12 @@ def test_floor_raises_low_thresholds_and_reports_what_the_floor_gives():
     assert set(floored.notes) == {"tit", "wren"}  # the others were above it already
     assert floored.to_dict()["floor"] == 0.5
     assert choose_thresholds(SCORES, TARGETS, LABELS).to_dict()["floor"] is None
+    # the precision rule's own note stays: gull never reaches 0.9 (best 0.5 at 0.8)
+    strict = choose_thresholds(
+        SCORES, TARGETS, LABELS, rule="precision", target_precision=0.9, floor=0.85
+    )
+    assert strict.notes["gull"].startswith("precision 0.9 not reached")
+    assert strict.notes["gull"].endswith("chosen threshold 0.8 raised to the floor 0.85")
     high = choose_thresholds(SCORES, TARGETS, LABELS, floor=0.75)
     assert high.thresholds.tolist() == [0.75, 0.8, 0.75, 0.75]  # the default too
     with pytest.raises(InvalidParameterError, match="floor"):

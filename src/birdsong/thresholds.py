@@ -198,10 +198,11 @@ def choose_thresholds(
                 int(fired.sum()),
                 int(positive.sum()),
             )
-            notes[label] = (
+            raised = (
                 f"{'best-F1' if rule == 'f1' else 'chosen'} threshold "
                 f"{out['threshold'][k]:.3g} raised to the floor {floor:g}"
             )
+            notes[label] = f"{notes[label]}; {raised}" if label in notes else raised
             out["threshold"][k] = floor
             out["precision"][k] = tp / n_fired if n_fired else np.nan
             out["recall"][k] = tp / n_pos
